@@ -1,0 +1,946 @@
+"""Automatic differentiation: forward mode, linearize, transpose, and the API.
+
+Reverse mode is *linearize + transpose*, the two phases of backpropagation:
+
+* **forward** — :class:`JVPInterpreter` runs above a partial evaluator
+  (``StagingInterpreter(forward_known=True)``).  Every primal operation runs
+  now, on concrete values (so Python ``if``/``while`` work under ``grad``);
+  the tangent operations are staged into a *linear jaxpr* whose constants are
+  the residuals, the local partial derivatives stored on each node;
+* **backward** — :func:`backward_pass` walks that jaxpr in reverse, applying
+  each linear primitive's ``transpose`` rule and *summing* cotangents where a
+  value fans out.
+
+Symbolic zeros are ``None`` throughout: a tangent or cotangent that is
+``None`` is known to be zero and costs nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from functad import core
+from functad import tree_util as tu
+from functad.core import (Interpreter, Tracer, aval_of, new_interpreter, set_interpreter,
+                          StagingInterpreter, Literal, to_numpy)
+
+__all__ = ["jvp", "linearize", "vjp", "grad", "value_and_grad", "jacfwd", "jacrev",
+           "hessian", "custom_jvp", "custom_vjp", "stop_gradient", "UndefinedPrimal",
+           "defjvp", "deflinear", "backward_pass"]
+
+
+# --------------------------------------------------------------------------
+# Forward mode
+# --------------------------------------------------------------------------
+
+class JVPTracer(Tracer):
+    __slots__ = ("primal", "tangent")
+
+    def __init__(self, trace, primal, tangent):
+        self._trace = trace
+        self.primal = primal
+        self.tangent = tangent
+
+    @property
+    def aval(self):
+        return aval_of(self.primal)
+
+    def to_concrete(self, what):
+        self._check_alive()
+        p = self.primal
+        if isinstance(p, Tracer):
+            return p.to_concrete(what)
+        return to_numpy(p)
+
+
+class JVPInterpreter(Interpreter):
+    """Pushes (primal, tangent) pairs through each primitive's ``jvp`` rule."""
+
+    kind = "jvp"
+
+    def process_primitive(self, prim, args, params):
+        primals = []
+        tangents = []
+        mine = False
+        for a in args:
+            if type(a) is JVPTracer and a._trace is self:
+                primals.append(a.primal)
+                tangents.append(a.tangent)
+                mine = True
+            else:
+                primals.append(a)
+                tangents.append(None)
+        with set_interpreter(self.parent):
+            if not mine:
+                return prim.bind(*primals, **params)
+            out_p, out_t = prim.jvp(primals, tangents, **params)
+        if prim.multiple_results:
+            return [p if t is None else JVPTracer(self, p, t) for p, t in zip(out_p, out_t)]
+        return out_p if out_t is None else JVPTracer(self, out_p, out_t)
+
+    def unpack(self, x):
+        if type(x) is JVPTracer and x._trace is self:
+            return x.primal, x.tangent
+        return x, None
+
+
+def zeros_like_aval(aval):
+    return core._wrap(np.zeros(aval.shape, aval.dtype))
+
+
+def instantiate_zeros(t, primal):
+    return zeros_like_aval(aval_of(primal)) if t is None else t
+
+
+def add_tangents(a, b):
+    if a is None:
+        return b
+    if b is None:
+        return a
+    from functad.lax.elementwise import add
+    return add(a, b)
+
+
+def defjvp(prim, *rules):
+    """Give ``prim`` a JVP rule from one rule per argument.
+
+    Each rule is ``rule(g, ans, *primals, **params)`` and returns the
+    contribution of that argument's tangent ``g`` to the output tangent;
+    ``None`` in place of a rule means the output does not depend on that
+    argument differentiably.  Contributions are summed and broadcast to the
+    output's shape.
+    """
+    def jvp(primals, tangents, **params):
+        ans = prim.bind(*primals, **params)
+        out = None
+        for rule, t in zip(rules, tangents):
+            if t is not None and rule is not None:
+                out = add_tangents(out, rule(t, ans, *primals, **params))
+        if out is not None:
+            from functad.lax.shapes import broadcast_to
+            ans_aval = aval_of(ans)
+            if np.shape(out) != ans_aval.shape:
+                out = broadcast_to(out, ans_aval.shape)
+            if out.dtype != ans_aval.dtype:
+                from functad.lax.elementwise import convert_element_type
+                out = convert_element_type(out, ans_aval.dtype)
+        return ans, out
+    prim.jvp = jvp
+    return jvp
+
+
+def defjvp_zero(prim):
+    """The output of ``prim`` has zero derivative (integer, boolean, or piecewise constant)."""
+    def jvp(primals, tangents, **params):
+        return prim.bind(*primals, **params), ([None] * len(prim.abstract_eval(
+            *map(aval_of, primals), **params)) if prim.multiple_results else None)
+    prim.jvp = jvp
+    return jvp
+
+
+def deflinear(prim, transpose_rule):
+    """``prim`` is linear in all its arguments: its JVP is itself applied to the
+    tangents (zeros instantiated), and ``transpose_rule`` gives its transpose."""
+    def jvp(primals, tangents, **params):
+        ans = prim.bind(*primals, **params)
+        ts = [instantiate_zeros(t, p) for t, p in zip(tangents, primals)]
+        return ans, prim.bind(*ts, **params)
+    prim.jvp = jvp
+    prim.transpose = transpose_rule
+    prim.linear = True
+    return jvp
+
+
+# --------------------------------------------------------------------------
+# Linearize and transpose
+# --------------------------------------------------------------------------
+
+class UndefinedPrimal:
+    """Stands for a linear input of an equation being transposed."""
+
+    __slots__ = ("aval",)
+
+    def __init__(self, aval):
+        self.aval = aval
+
+    shape = property(lambda self: self.aval.shape)
+    dtype = property(lambda self: self.aval.dtype)
+    ndim = property(lambda self: len(self.aval.shape))
+
+    def __repr__(self):
+        return f"UndefinedPrimal({self.aval.str_short()})"
+
+
+def is_undefined(x):
+    return type(x) is UndefinedPrimal
+
+
+class LinearFunction:
+    """The linear map staged by :func:`linearize`: a linear jaxpr whose
+    constants are the residuals, callable forward and transposable."""
+
+    def __init__(self, jaxpr, consts, in_avals, out_avals, out_mask):
+        self.jaxpr = jaxpr
+        self.consts = consts
+        self.in_avals = in_avals
+        self.out_avals = out_avals
+        self.out_mask = out_mask      # False where the output tangent is a symbolic zero
+
+    def __call__(self, *tangents):
+        outs = iter(core.eval_jaxpr(self.jaxpr, self.consts, *tangents))
+        return [next(outs) if m else zeros_like_aval(a)
+                for m, a in zip(self.out_mask, self.out_avals)]
+
+    def transpose(self, cts):
+        cts = [c for c, m in zip(cts, self.out_mask) if m]
+        cts_in = backward_pass(self.jaxpr, self.consts, cts)
+        return [zeros_like_aval(a) if c is None else _cast_ct(c, a)
+                for c, a in zip(cts_in, self.in_avals)]
+
+    def __str__(self):
+        return str(self.jaxpr)
+
+
+def _cast_ct(c, aval):
+    dt = getattr(c, "dtype", None)
+    if dt is not None and dt == aval.dtype and np.shape(c) == aval.shape:
+        return c
+    from functad.lax.elementwise import convert_element_type
+    from functad.lax.shapes import broadcast_to
+    if np.shape(c) != aval.shape:
+        c = broadcast_to(c, aval.shape)
+    if getattr(c, "dtype", None) != aval.dtype:
+        c = convert_element_type(c, aval.dtype)
+    return c
+
+
+def tangent_aval(aval):
+    return aval
+
+
+def linearize_flat(fun_flat, primals, name="linearize", fun=None):
+    """Run ``fun_flat`` forward on ``primals`` and stage its linearization.
+
+    Only inexact (float/complex) primals are differentiated.  Returns
+    ``(primals_out, LinearFunction)``.
+    """
+    with new_interpreter(StagingInterpreter, name, fun, forward_known=True) as pe:
+        tan_in = [pe.new_arg(aval_of(p)) for p in primals]
+        with new_interpreter(JVPInterpreter, name, fun) as jv:
+            ins = [JVPTracer(jv, p, t) if aval_of(p).is_float else p
+                   for p, t in zip(primals, tan_in)]
+            outs = fun_flat(*ins)
+            outs_p, outs_t = [], []
+            for o in outs:
+                p, t = jv.unpack(o)
+                outs_p.append(p)
+                outs_t.append(t)
+        mask = [t is not None for t in outs_t]
+        jaxpr, consts = pe.build(tan_in, [t for t in outs_t if t is not None])
+    lin = LinearFunction(jaxpr, consts, [t.aval for t in tan_in],
+                         [aval_of(p) for p in outs_p], mask)
+    return outs_p, lin
+
+
+def backward_pass(jaxpr, consts, cts_out):
+    """Transpose a linear jaxpr: cotangents of outputs -> cotangents of inputs.
+
+    Each equation's cotangent is the sum of the cotangents of its uses (the
+    fan-out rule of backpropagation); ``None`` is a symbolic zero.
+    """
+    const_env = dict(zip(jaxpr.constvars, consts))
+    ct_env = {}
+
+    def add_ct(v, ct):
+        prev = ct_env.get(v)
+        ct_env[v] = ct if prev is None else add_tangents(prev, ct)
+
+    for v, ct in zip(jaxpr.outvars, cts_out):
+        if ct is not None and type(v) is core.Var and v not in const_env:
+            add_ct(v, ct)
+    for eqn in reversed(jaxpr.eqns):
+        prim = eqn.primitive
+        if prim.multiple_results:
+            ct = [ct_env.pop(v, None) for v in eqn.outvars]
+            if all(c is None for c in ct):
+                continue
+        else:
+            ct = ct_env.pop(eqn.outvars[0], None)
+            if ct is None:
+                continue
+        args = []
+        for a in eqn.inputs:
+            if type(a) is Literal:
+                args.append(a.val)
+            elif a in const_env:
+                args.append(const_env[a])
+            else:
+                args.append(UndefinedPrimal(a.aval))
+        if prim.transpose is None:
+            raise NotImplementedError(
+                f"functad: cannot transpose primitive '{prim.name}': it has no transpose rule "
+                "(it is not linear in its tangent inputs). This is a bug in its JVP rule.")
+        cts_in = prim.transpose(ct, *args, **eqn.params)
+        for a, x, c in zip(eqn.inputs, args, cts_in):
+            if c is not None and type(x) is UndefinedPrimal:
+                add_ct(a, c)
+    return [ct_env.get(v) for v in jaxpr.invars]
+
+
+# --------------------------------------------------------------------------
+# Argument handling shared by the API functions
+# --------------------------------------------------------------------------
+
+def _check_argnums(argnums, nargs, fname):
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    for a in nums:
+        if not isinstance(a, int):
+            raise TypeError(f"{fname}: argnums must be ints or a tuple of ints, got {argnums!r}")
+        if not -nargs <= a < nargs:
+            raise ValueError(f"{fname}: argnums={argnums!r} but the function was called with "
+                             f"{nargs} positional argument(s)")
+    return tuple(a % nargs for a in nums)
+
+
+def _prepare_leaf(x, fname, argname):
+    if isinstance(x, (Tracer, np.ndarray, np.generic, bool, int, float, complex)):
+        return x
+    if isinstance(x, (list, tuple)):
+        raise TypeError(f"{fname}: unexpected list/tuple leaf in {argname}")
+    try:
+        return aval_of(x) and x
+    except TypeError as e:
+        raise TypeError(f"{fname}: {argname} contains a value of type {type(x).__name__}, "
+                        "which is not an array; pass arrays, scalars or pytrees of them.") from e
+
+
+def _flatten_args(args, fname):
+    leaves, tree = tu.tree_flatten(args)
+    return [_prepare_leaf(x, fname, "the arguments") for x in leaves], tree
+
+
+def _split_aux(out, has_aux, fname):
+    if not has_aux:
+        return out, None
+    if not (isinstance(out, (tuple, list)) and len(out) == 2):
+        raise TypeError(f"{fname}(..., has_aux=True) requires the function to return a pair "
+                        f"(output, auxiliary data), got {type(out).__name__}")
+    return out[0], out[1]
+
+
+def _strip(interp, aux):
+    """Auxiliary outputs leave a transform as their primal (concrete) values."""
+    return tu.tree_map(lambda x: interp.unpack(x)[0] if isinstance(interp, JVPInterpreter) else x, aux)
+
+
+# --------------------------------------------------------------------------
+# Public transforms
+# --------------------------------------------------------------------------
+
+def jvp(fun, primals, tangents, has_aux=False):
+    """Forward-mode derivative: evaluate ``fun`` and its directional derivative.
+
+    Parameters
+    ----------
+    fun : callable of pytrees of arrays.
+    primals, tangents : tuples (or lists) of pytrees with the same structure,
+        shapes and dtypes.
+
+    Returns
+    -------
+    ``(primals_out, tangents_out)`` (and ``aux`` if ``has_aux``).
+
+    Example
+    -------
+    >>> import functad as fd, functad.numpy as fnp
+    >>> fd.jvp(fnp.sin, (0.0,), (2.0,))
+    (Array(0.), Array(2.))
+    """
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise TypeError("jvp: primals and tangents must be tuples or lists, e.g. "
+                        f"jvp(f, (x,), (v,)); got {type(primals).__name__} and {type(tangents).__name__}")
+    p_leaves, p_tree = _flatten_args(tuple(primals), "jvp")
+    t_leaves, t_tree = tu.tree_flatten(tuple(tangents))
+    if p_tree != t_tree:
+        raise TypeError(f"jvp: primals and tangents must have the same tree structure, got "
+                        f"{p_tree} and {t_tree}")
+    for i, (p, t) in enumerate(zip(p_leaves, t_leaves)):
+        pa, ta = aval_of(p), aval_of(t)
+        if pa.shape != ta.shape:
+            raise ValueError(f"jvp: primal and tangent leaf {i} must have equal shapes, got "
+                             f"primal {pa.shape} and tangent {ta.shape}")
+        if pa.is_float and ta.dtype != pa.dtype and not ta.weak_type:
+            raise TypeError(f"jvp: primal and tangent leaf {i} must have equal dtypes, got "
+                            f"primal {pa.dtype} and tangent {ta.dtype}")
+    with new_interpreter(JVPInterpreter, "jvp", fun) as jv:
+        ins = [JVPTracer(jv, p, t) if aval_of(p).is_float else p for p, t in zip(p_leaves, t_leaves)]
+        out = fun(*tu.tree_unflatten(p_tree, ins))
+        out, aux = _split_aux(out, has_aux, "jvp")
+        o_leaves, o_tree = tu.tree_flatten(out)
+        ps, ts = [], []
+        for o in o_leaves:
+            p, t = jv.unpack(o)
+            ps.append(p)
+            ts.append(instantiate_zeros(t, p))
+        aux = _strip(jv, aux)
+    res = (tu.tree_unflatten(o_tree, ps), tu.tree_unflatten(o_tree, ts))
+    return res + (aux,) if has_aux else res
+
+
+def linearize(fun, *primals):
+    """Evaluate ``fun`` and return its linearization as a function of tangents.
+
+    >>> import functad as fd, functad.numpy as fnp
+    >>> y, f_jvp = fd.linearize(fnp.sin, 0.0)
+    >>> f_jvp(3.0)
+    Array(3.)
+    """
+    leaves, in_tree = _flatten_args(primals, "linearize")
+    out_tree_box = []
+
+    def flat(*xs):
+        out = fun(*tu.tree_unflatten(in_tree, list(xs)))
+        o, t = tu.tree_flatten(out)
+        out_tree_box.append(t)
+        return o
+    outs, lin = linearize_flat(flat, leaves, "linearize", fun)
+    out_tree = out_tree_box[0]
+
+    def f_jvp(*tangents):
+        t_leaves, t_tree = tu.tree_flatten(tangents)
+        if t_tree != in_tree:
+            raise TypeError(f"linearize: tangents must have the structure of the primals, "
+                            f"{in_tree}, got {t_tree}")
+        return tu.tree_unflatten(out_tree, lin(*t_leaves))
+    f_jvp.linear_jaxpr = lin
+    return tu.tree_unflatten(out_tree, outs), f_jvp
+
+
+def _vjp(fun, primals, has_aux, fname):
+    leaves, in_tree = _flatten_args(tuple(primals), fname)
+    store = {}
+
+    def flat(*xs):
+        out = fun(*tu.tree_unflatten(in_tree, list(xs)))
+        out, aux = _split_aux(out, has_aux, fname)
+        o, t = tu.tree_flatten(out)
+        store["tree"] = t
+        store["aux"] = aux
+        return o
+
+    interp_box = []
+
+    def flat_capture(*xs):
+        interp_box.append(core.current_interpreter())
+        return flat(*xs)
+    outs, lin = linearize_flat(flat_capture, leaves, fname, fun)
+    out_tree = store["tree"]
+    aux = _strip(interp_box[0], store["aux"]) if has_aux else None
+
+    def f_vjp(ct):
+        ct_leaves, ct_tree = tu.tree_flatten(ct)
+        if ct_tree != out_tree:
+            raise TypeError(f"{fname}: the cotangent must have the structure of the output, "
+                            f"{out_tree}, got {ct_tree}")
+        for i, (c, a) in enumerate(zip(ct_leaves, lin.out_avals)):
+            if np.shape(c) != a.shape:
+                raise ValueError(f"{fname}: cotangent leaf {i} has shape {np.shape(c)}, expected "
+                                 f"the output's shape {a.shape}")
+        cts_in = lin.transpose(ct_leaves)
+        return tu.tree_unflatten(in_tree, cts_in)
+    f_vjp.linear_function = lin
+    return tu.tree_unflatten(out_tree, outs), f_vjp, aux
+
+
+def vjp(fun, *primals, has_aux=False):
+    """Reverse-mode derivative: evaluate ``fun`` and return its VJP function.
+
+    Returns ``(out, f_vjp)`` (and ``aux`` if ``has_aux``), where
+    ``f_vjp(cotangent)`` returns a tuple with one cotangent per primal.
+
+    >>> import functad as fd, functad.numpy as fnp
+    >>> y, f_vjp = fd.vjp(lambda x: x * x, 3.0)
+    >>> f_vjp(1.0)
+    (Array(6.),)
+    """
+    out, f_vjp, aux = _vjp(fun, primals, has_aux, "vjp")
+    return (out, f_vjp, aux) if has_aux else (out, f_vjp)
+
+
+def _check_grad_input(x, fname, allow_int):
+    a = aval_of(x)
+    if a.is_float:
+        return
+    if allow_int and a.dtype.kind in "iub":
+        return
+    raise TypeError(
+        f"{fname} requires real- or complex-valued inputs (input dtype that is a sub-dtype of "
+        f"np.inexact), but got {a.dtype.name}. If you want to use Boolean- or integer-valued "
+        "inputs, use vjp or set allow_int to True.")
+
+
+def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
+    """Return a function computing both ``fun`` and its gradient.
+
+    ``fun`` must return a scalar (plus auxiliary data if ``has_aux``).
+
+    >>> import functad as fd, functad.numpy as fnp
+    >>> fd.value_and_grad(lambda x: fnp.sum(x ** 2))(fnp.array([1.0, 2.0]))
+    (Array(5.), Array([2., 4.]))
+    """
+    fname = "value_and_grad" if not getattr(fun, "_functad_grad_name", None) else fun._functad_grad_name
+
+    def vg(*args, **kwargs):
+        nums = _check_argnums(argnums, len(args), "grad")
+        dyn = tuple(args[i] for i in nums)
+        for x in tu.tree_leaves(dyn):
+            _check_grad_input(x, "grad", allow_int)
+
+        def partial(*d):
+            full = list(args)
+            for i, v in zip(nums, d):
+                full[i] = v
+            return fun(*full, **kwargs)
+        out, f_vjp, aux = _vjp(partial, dyn, has_aux, "grad")
+        o = out
+        oa = aval_of(o) if not isinstance(o, (tuple, list, dict)) else None
+        if oa is None or oa.shape != ():
+            shape = oa.shape if oa is not None else type(o).__name__
+            raise TypeError(f"Gradient only defined for scalar-output functions. Output had "
+                            f"shape: {shape}. Use jacrev/jacfwd for non-scalar outputs, or sum them.")
+        if not oa.is_float:
+            raise TypeError(f"grad requires real-valued outputs (output dtype that is a sub-dtype "
+                            f"of np.floating), but got {oa.dtype.name}.")
+        g = f_vjp(core._wrap(np.ones((), oa.dtype)))
+        g = g[0] if isinstance(argnums, int) else g
+        return ((out, aux), g) if has_aux else (out, g)
+    vg.__wrapped__ = fun
+    vg.__name__ = f"value_and_grad({getattr(fun, '__name__', 'fun')})"
+    del fname
+    return vg
+
+
+def grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
+    """Return a function computing the gradient of scalar-valued ``fun``.
+
+    Parameters
+    ----------
+    fun : function returning a scalar (and auxiliary data if ``has_aux``).
+    argnums : int or tuple of ints, which positional arguments to differentiate.
+    has_aux : if true, ``fun`` returns ``(value, aux)`` and the result is ``(grad, aux)``.
+
+    Example
+    -------
+    >>> import functad as fd, functad.numpy as fnp
+    >>> fd.grad(fnp.sin)(0.0)
+    Array(1.)
+    >>> fd.grad(lambda x: fd.grad(lambda y: x * y)(3.0))(2.0)   # no perturbation confusion
+    Array(1.)
+    """
+    vg = value_and_grad(fun, argnums, has_aux, holomorphic, allow_int)
+
+    def g(*args, **kwargs):
+        out = vg(*args, **kwargs)
+        if has_aux:
+            (_, aux), gr = out
+            return gr, aux
+        return out[1]
+    g.__wrapped__ = fun
+    g.__name__ = f"grad({getattr(fun, '__name__', 'fun')})"
+    return g
+
+
+def _std_basis(leaves):
+    """Yield (index, flat tangent list) for each scalar position of the inputs."""
+    for li, x in enumerate(leaves):
+        a = aval_of(x)
+        for j in range(a.size):
+            e = np.zeros(a.size, a.dtype)
+            e[j] = 1
+            yield li, j, e.reshape(a.shape)
+
+
+def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
+    """Jacobian of ``fun`` by forward mode: one JVP per input element.
+
+    The result for output leaf of shape ``O`` and input leaf of shape ``I`` has
+    shape ``O + I``; its pytree is the output structure with the input
+    structure at each leaf (as in JAX).
+
+    >>> import functad as fd, functad.numpy as fnp
+    >>> fd.jacfwd(lambda x: x ** 2)(fnp.array([1.0, 2.0]))
+    Array([[2., 0.],
+           [0., 4.]])
+    """
+    def jac(*args, **kwargs):
+        from functad import numpy as fnp
+        nums = _check_argnums(argnums, len(args), "jacfwd")
+        dyn = tuple(args[i] for i in nums)
+        for x in tu.tree_leaves(dyn):
+            _check_grad_input(x, "jacfwd", False)
+
+        def partial(*d):
+            full = list(args)
+            for i, v in zip(nums, d):
+                full[i] = v
+            out = fun(*full, **kwargs)
+            return out
+        leaves, in_tree = tu.tree_flatten(dyn)
+        store = {}
+
+        def flat(*xs):
+            out = partial(*tu.tree_unflatten(in_tree, list(xs)))
+            out, aux = _split_aux(out, has_aux, "jacfwd")
+            o, t = tu.tree_flatten(out)
+            store["tree"], store["aux"] = t, aux
+            return o
+        interp_box = []
+
+        def flat_capture(*xs):
+            interp_box.append(core.current_interpreter())
+            return flat(*xs)
+        outs, lin = linearize_flat(flat_capture, leaves, "jacfwd", fun)
+        aux = _strip(interp_box[0], store["aux"]) if has_aux else None
+        in_avals = [aval_of(x) for x in leaves]
+        out_avals = [aval_of(o) for o in outs]
+        # columns[k][li] -> list over j of output leaf k tangents
+        cols = [[[] for _ in leaves] for _ in outs]
+        for li, j, e in _std_basis(leaves):
+            ts = [zeros_like_aval(a) if i != li else core._wrap(e) for i, a in enumerate(in_avals)]
+            for k, o in enumerate(lin(*ts)):
+                cols[k][li].append(o)
+        blocks = []
+        for k, oa in enumerate(out_avals):
+            row = []
+            for li, ia in enumerate(in_avals):
+                if ia.size == 0:
+                    row.append(fnp.zeros(oa.shape + ia.shape, oa.dtype))
+                    continue
+                st = fnp.stack(cols[k][li], axis=-1)
+                row.append(fnp.reshape(st, oa.shape + ia.shape))
+            blocks.append(tu.tree_unflatten(in_tree, row))
+        blocks = [b[0] if isinstance(argnums, int) else b for b in blocks]
+        res = tu.tree_unflatten(store["tree"], blocks)
+        return (res, aux) if has_aux else res
+    return jac
+
+
+def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
+    """Jacobian of ``fun`` by reverse mode: one VJP per output element.
+
+    Same output convention as :func:`jacfwd`.
+
+    >>> import functad as fd, functad.numpy as fnp
+    >>> fd.jacrev(lambda x: x ** 2)(fnp.array([1.0, 2.0]))
+    Array([[2., 0.],
+           [0., 4.]])
+    """
+    def jac(*args, **kwargs):
+        from functad import numpy as fnp
+        nums = _check_argnums(argnums, len(args), "jacrev")
+        dyn = tuple(args[i] for i in nums)
+        for x in tu.tree_leaves(dyn):
+            _check_grad_input(x, "jacrev", allow_int)
+
+        def partial(*d):
+            full = list(args)
+            for i, v in zip(nums, d):
+                full[i] = v
+            return fun(*full, **kwargs)
+        out, f_vjp, aux = _vjp(partial, dyn, has_aux, "jacrev")
+        o_leaves, o_tree = tu.tree_flatten(out)
+        in_leaves, in_tree = tu.tree_flatten(dyn)
+        in_avals = [aval_of(x) for x in in_leaves]
+        out_avals = [aval_of(o) for o in o_leaves]
+        blocks = []
+        for k, oa in enumerate(out_avals):
+            rows = [[] for _ in in_leaves]
+            for j in range(oa.size):
+                cts = [zeros_like_aval(a) for a in out_avals]
+                e = np.zeros(oa.size, oa.dtype)
+                e[j] = 1
+                cts[k] = core._wrap(e.reshape(oa.shape))
+                g = tu.tree_leaves(f_vjp(tu.tree_unflatten(o_tree, cts)))
+                for li, gl in enumerate(g):
+                    rows[li].append(gl)
+            row = []
+            for li, ia in enumerate(in_avals):
+                if oa.size == 0:
+                    row.append(fnp.zeros(oa.shape + ia.shape, ia.dtype))
+                    continue
+                row.append(fnp.reshape(fnp.stack(rows[li], axis=0), oa.shape + ia.shape))
+            blocks.append(tu.tree_unflatten(in_tree, row))
+        blocks = [b[0] if isinstance(argnums, int) else b for b in blocks]
+        res = tu.tree_unflatten(o_tree, blocks)
+        return (res, aux) if has_aux else res
+    return jac
+
+
+def hessian(fun, argnums=0, has_aux=False, holomorphic=False):
+    """Hessian of scalar ``fun``: forward-over-reverse, ``jacfwd(jacrev(fun))``.
+
+    >>> import functad as fd, functad.numpy as fnp
+    >>> fd.hessian(lambda x: fnp.sum(x ** 3))(fnp.array([1.0, 2.0]))
+    Array([[ 6.,  0.],
+           [ 0., 12.]])
+    """
+    return jacfwd(jacrev(fun, argnums, has_aux), argnums, has_aux)
+
+
+# --------------------------------------------------------------------------
+# stop_gradient
+# --------------------------------------------------------------------------
+
+stop_gradient_p = core.Primitive("stop_gradient")
+stop_gradient_p.impl = lambda x: x
+stop_gradient_p.abstract_eval = lambda a: a
+stop_gradient_p.jvp = lambda primals, tangents: (stop_gradient_p.bind(primals[0]), None)
+
+
+def stop_gradient(x):
+    """Identity whose derivative is zero, on every leaf of a pytree.
+
+    >>> import functad as fd
+    >>> fd.grad(lambda x: x * fd.stop_gradient(x))(3.0)
+    Array(3.)
+    """
+    def one(v):
+        a = aval_of(v)
+        return stop_gradient_p.bind(v) if a.is_float else v
+    return tu.tree_map(one, x)
+
+
+# --------------------------------------------------------------------------
+# Custom derivative rules
+# --------------------------------------------------------------------------
+
+def _abstract_outs(fun, avals, name):
+    closed = core.trace_to_jaxpr(fun, avals, name)
+    return closed.out_avals
+
+
+custom_jvp_call_p = core.Primitive("custom_jvp_call", multiple_results=True)
+custom_jvp_call_p.impl = lambda *args, fun, jvp, name: fun(*args)
+custom_jvp_call_p.abstract_eval = lambda *avals, fun, jvp, name: _abstract_outs(fun, avals, name)
+
+
+def _custom_jvp_call_jvp(primals, tangents, fun, jvp, name):
+    ts = [instantiate_zeros(t, p) if aval_of(p).is_float else t for t, p in zip(tangents, primals)]
+    outs_p, outs_t = jvp(primals, ts)
+    return list(outs_p), list(outs_t)
+
+
+custom_jvp_call_p.jvp = _custom_jvp_call_jvp
+
+
+class _Store:
+    __slots__ = ("tree",)
+
+    def __init__(self):
+        self.tree = None
+
+
+def _split_nondiff(args, nondiff):
+    diff = [a for i, a in enumerate(args) if i not in nondiff]
+    static = [(i, a) for i, a in enumerate(args) if i in nondiff]
+    return diff, static
+
+
+def _merge_nondiff(diff, static, n):
+    out, it, st = [], iter(diff), dict(static)
+    for i in range(n):
+        out.append(st[i] if i in st else next(it))
+    return out
+
+
+class custom_jvp:
+    """A function with a user-defined JVP rule (which reverse mode transposes).
+
+    >>> import functad as fd, functad.numpy as fnp
+    >>> @fd.custom_jvp
+    ... def f(x):
+    ...     return fnp.sin(x)
+    >>> @f.defjvp
+    ... def f_jvp(primals, tangents):
+    ...     (x,), (t,) = primals, tangents
+    ...     return f(x), 2.0 * t
+    >>> fd.grad(f)(0.0)
+    Array(2.)
+    """
+
+    def __init__(self, fun, nondiff_argnums=()):
+        self.fun = fun
+        self.nondiff_argnums = tuple(nondiff_argnums)
+        self.jvp = None
+        self.__name__ = getattr(fun, "__name__", "custom_jvp")
+        self.__doc__ = getattr(fun, "__doc__", None)
+        self.__wrapped__ = fun
+
+    def defjvp(self, jvp):
+        """Set the rule ``jvp(primals, tangents) -> (primal_out, tangent_out)``."""
+        self.jvp = jvp
+        return jvp
+
+    def defjvps(self, *rules):
+        """One rule per argument, ``rule(g, ans, *primals) -> tangent contribution``."""
+        def jvp(primals, tangents):
+            ans = self(*primals)
+            out = None
+            for rule, t in zip(rules, tangents):
+                if rule is not None:
+                    out = add_tangents(out, tu.tree_map(lambda g: rule(g, ans, *primals), t))
+            return ans, out
+        self.jvp = jvp
+        return jvp
+
+    def __call__(self, *args, **kwargs):
+        if kwargs:
+            raise TypeError(f"custom_jvp function {self.__name__} takes positional arguments only")
+        if self.jvp is None:
+            raise AttributeError(f"No JVP defined for custom_jvp function {self.__name__} "
+                                 "using defjvp.")
+        n = len(args)
+        diff, static = _split_nondiff(args, self.nondiff_argnums)
+        leaves, in_tree = tu.tree_flatten(tuple(diff))
+        store = _Store()
+        fun, rule = self.fun, self.jvp
+        nondiff_vals = [a for _, a in static]
+
+        def flat_fun(*xs):
+            out = fun(*_merge_nondiff(tu.tree_unflatten(in_tree, list(xs)), static, n))
+            o, store.tree = tu.tree_flatten(out)
+            return o
+
+        def flat_jvp(primals, tangents):
+            ps = tu.tree_unflatten(in_tree, list(primals))
+            ts = tu.tree_unflatten(in_tree, list(tangents))
+            po, to = rule(*nondiff_vals, tuple(ps), tuple(ts))
+            o, store.tree = tu.tree_flatten(po)
+            return o, tu.tree_leaves(to) if to is not None else [None] * len(o)
+        flat_fun.__name__ = self.__name__
+        outs = custom_jvp_call_p.bind(*leaves, fun=flat_fun, jvp=flat_jvp, name=self.__name__)
+        return tu.tree_unflatten(store.tree, outs)
+
+
+custom_vjp_call_p = core.Primitive("custom_vjp_call", multiple_results=True)
+custom_vjp_call_p.impl = lambda *args, fun, fwd, bwd, name: fun(*args)
+custom_vjp_call_p.abstract_eval = lambda *avals, fun, fwd, bwd, name: _abstract_outs(fun, avals, name)
+
+custom_lin_p = core.Primitive("custom_lin", multiple_results=True)
+
+
+def _custom_lin_impl(*args, num_res, bwd, out_avals, name):
+    raise TypeError(f"can't apply forward-mode autodiff (jvp) to a custom_vjp function "
+                    f"({name}). Use vjp/grad, or define the function with custom_jvp instead.")
+
+
+custom_lin_p.impl = _custom_lin_impl
+custom_lin_p.abstract_eval = lambda *avals, num_res, bwd, out_avals, name: list(out_avals)
+
+
+def _custom_lin_transpose(cts, *args, num_res, bwd, out_avals, name):
+    res = args[:num_res]
+    cts = [zeros_like_aval(a) if c is None else c for c, a in zip(cts, out_avals)]
+    cts_in = bwd(list(res), cts)
+    return [None] * num_res + list(cts_in)
+
+
+custom_lin_p.transpose = _custom_lin_transpose
+custom_lin_p.jvp = None   # set below: custom_lin is linear in its tangent arguments
+
+
+def _custom_lin_jvp(primals, tangents, num_res, bwd, out_avals, name):
+    raise TypeError(f"can't apply forward-mode autodiff (jvp) to a custom_vjp function ({name}).")
+
+
+custom_lin_p.jvp = _custom_lin_jvp
+
+
+def _custom_vjp_call_jvp(primals, tangents, fun, fwd, bwd, name):
+    outs, res = fwd(*primals)
+    ts = [instantiate_zeros(t, p) for t, p in zip(tangents, primals) if aval_of(p).is_float]
+    float_pos = [i for i, p in enumerate(primals) if aval_of(p).is_float]
+    out_avals = [aval_of(o) for o in outs]
+    n_in = len(primals)
+
+    def bwd_float(res_, cts):
+        full = bwd(res_, cts)
+        return [full[i] for i in float_pos] if len(full) == n_in else full
+    tangents_out = custom_lin_p.bind(*res, *ts, num_res=len(res), bwd=bwd_float,
+                                     out_avals=tuple(out_avals), name=name)
+    tangents_out = [t if a.is_float else None for t, a in zip(tangents_out, out_avals)]
+    return list(outs), tangents_out
+
+
+custom_vjp_call_p.jvp = _custom_vjp_call_jvp
+
+
+class custom_vjp:
+    """A function with a user-defined VJP: ``fwd`` saves residuals, ``bwd``
+    maps ``(residuals, output cotangent)`` to a tuple of input cotangents.
+
+    >>> import functad as fd, functad.numpy as fnp
+    >>> @fd.custom_vjp
+    ... def clip_grad(x):
+    ...     return x
+    >>> clip_grad.defvjp(lambda x: (x, None), lambda res, g: (fnp.clip(g, -1.0, 1.0),))
+    >>> fd.grad(lambda x: 5.0 * clip_grad(x))(2.0)
+    Array(1.)
+    """
+
+    def __init__(self, fun, nondiff_argnums=()):
+        self.fun = fun
+        self.nondiff_argnums = tuple(nondiff_argnums)
+        self.fwd = self.bwd = None
+        self.__name__ = getattr(fun, "__name__", "custom_vjp")
+        self.__doc__ = getattr(fun, "__doc__", None)
+        self.__wrapped__ = fun
+
+    def defvjp(self, fwd, bwd):
+        self.fwd, self.bwd = fwd, bwd
+
+    def __call__(self, *args, **kwargs):
+        if kwargs:
+            raise TypeError(f"custom_vjp function {self.__name__} takes positional arguments only")
+        if self.fwd is None:
+            raise AttributeError(f"No VJP defined for custom_vjp function {self.__name__} "
+                                 "using defvjp.")
+        n = len(args)
+        diff, static = _split_nondiff(args, self.nondiff_argnums)
+        leaves, in_tree = tu.tree_flatten(tuple(diff))
+        store = _Store()
+        fun, fwd, bwd = self.fun, self.fwd, self.bwd
+        nondiff_vals = [a for _, a in static]
+        res_tree = _Store()
+
+        def flat_fun(*xs):
+            out = fun(*_merge_nondiff(tu.tree_unflatten(in_tree, list(xs)), static, n))
+            o, store.tree = tu.tree_flatten(out)
+            return o
+
+        def flat_fwd(*xs):
+            out, res = fwd(*_merge_nondiff(tu.tree_unflatten(in_tree, list(xs)), static, n))
+            o, store.tree = tu.tree_flatten(out)
+            r, res_tree.tree = tu.tree_flatten(res)
+            return o, r
+
+        def flat_bwd(res, cts):
+            ct = tu.tree_unflatten(store.tree, list(cts))
+            cts_in = bwd(*nondiff_vals, tu.tree_unflatten(res_tree.tree, list(res)), ct)
+            if not isinstance(cts_in, tuple):
+                raise TypeError(f"custom_vjp bwd rule of {self.__name__} must return a tuple "
+                                f"with one cotangent per argument, got {type(cts_in).__name__}")
+            if len(cts_in) != len(diff):
+                raise TypeError(f"custom_vjp bwd rule of {self.__name__} returned {len(cts_in)} "
+                                f"cotangents for {len(diff)} differentiable argument(s)")
+            flat = []
+            for c, d in zip(cts_in, diff):
+                if c is None:
+                    flat.extend(zeros_like_aval(aval_of(x)) for x in tu.tree_leaves(d))
+                else:
+                    flat.extend(tu.tree_leaves(c))
+            return flat
+        flat_fun.__name__ = self.__name__
+        outs = custom_vjp_call_p.bind(*leaves, fun=flat_fun, fwd=flat_fwd, bwd=flat_bwd,
+                                      name=self.__name__)
+        return tu.tree_unflatten(store.tree, outs)

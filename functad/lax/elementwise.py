@@ -1,0 +1,360 @@
+"""Elementwise primitives, defined as tables: one row per function.
+
+Every row gives the primitive's name, its NumPy implementation, its
+derivative (written with other primitives, so that it can be differentiated
+again), and a scalar expression for the Numba lowering (``{0}``, ``{1}`` are
+the operands).  Binary primitives broadcast like NumPy; their transposes sum
+cotangents back over the broadcast dimensions.
+
+Output dtypes are exactly NumPy's (NumPy 2 promotion, Python scalars weak):
+abstract evaluation runs the implementation on 0-d stand-ins and caches it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from functad import core
+from functad.core import Primitive, ShapedArray
+from functad.ad import defjvp, defjvp_zero, is_undefined
+
+__all__ = []   # filled below with one function per primitive
+
+
+# --------------------------------------------------------------------------
+# Abstract evaluation shared by the whole family
+# --------------------------------------------------------------------------
+
+_WEAK_STANDIN = {"f": 1.0, "i": 1, "u": 1, "c": 1.0 + 0j, "b": True}
+
+
+def _standin(aval):
+    if aval.weak_type:
+        return _WEAK_STANDIN[aval.dtype.kind]
+    return np.ones((), aval.dtype)
+
+
+_dtype_cache: dict = {}
+
+
+def _result_dtype(prim, avals, params):
+    key = (prim, tuple((a.dtype, a.weak_type) for a in avals), tuple(params.items()))
+    dt = _dtype_cache.get(key)
+    if dt is None:
+        with np.errstate(all="ignore"):
+            out = prim.impl(*[_standin(a) for a in avals], **params)
+        dt = _dtype_cache[key] = np.result_type(out)
+    return dt
+
+
+def broadcast_shapes(*shapes):
+    """NumPy broadcasting of shapes, with an error that names every shape."""
+    try:
+        return np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise ValueError("Incompatible shapes for broadcasting: "
+                         + ", ".join(str(tuple(s)) for s in shapes)) from None
+
+
+def _elementwise_abstract_eval(prim):
+    def abstract_eval(*avals, **params):
+        shape = avals[0].shape if len(avals) == 1 else broadcast_shapes(*(a.shape for a in avals))
+        dt = _result_dtype(prim, avals, params)
+        weak = all(a.weak_type for a in avals) and dt.kind != "b"
+        return core._cached_aval(tuple(shape), dt, weak)
+    return abstract_eval
+
+
+def _make(name, impl, nargs, numba_expr=None):
+    prim = Primitive(name)
+    prim.impl = impl
+    prim.abstract_eval = _elementwise_abstract_eval(prim)
+    prim.numba_expr = numba_expr
+    prim.elementwise = True
+    bind = prim.bind
+
+    def fn(*args):
+        return bind(*args)
+    fn.__name__ = name
+    fn.__qualname__ = name
+    fn.__doc__ = f"Elementwise ``{name}`` primitive ({nargs} operand{'s' if nargs > 1 else ''})."
+    globals()[name] = fn
+    globals()[name + "_p"] = prim
+    __all__.append(name)
+    return prim
+
+
+# --------------------------------------------------------------------------
+# Unary functions: (name, NumPy impl, d/dx as a function of (x, ans), Numba expression)
+# A derivative of 0 means piecewise constant (zero tangent); "linear" rows are
+# transposed by themselves.
+# --------------------------------------------------------------------------
+
+_LN2, _LN10 = math.log(2.0), math.log(10.0)
+ZERO, LINEAR = "zero", "linear"
+
+
+def _erf_impl(x):
+    from scipy import special
+    return special.erf(x)
+
+
+def _erfinv_impl(x):
+    from scipy import special
+    return special.erfinv(x)
+
+
+def _sigmoid_impl(x):
+    # exp(-log(1 + exp(-x))): accurate in both tails, never overflows
+    return np.exp(-np.logaddexp(0.0, np.negative(x)))
+
+
+UNARY = [
+    ("neg", np.negative, LINEAR, "-({0})"),
+    ("sin", np.sin, lambda x, y: cos(x), "np.sin({0})"),
+    ("cos", np.cos, lambda x, y: neg(sin(x)), "np.cos({0})"),
+    ("tan", np.tan, lambda x, y: add(1.0, mul(y, y)), "np.tan({0})"),
+    ("arcsin", np.arcsin, lambda x, y: rsqrt(sub(1.0, mul(x, x))), "np.arcsin({0})"),
+    ("arccos", np.arccos, lambda x, y: neg(rsqrt(sub(1.0, mul(x, x)))), "np.arccos({0})"),
+    ("arctan", np.arctan, lambda x, y: reciprocal(add(1.0, mul(x, x))), "np.arctan({0})"),
+    ("sinh", np.sinh, lambda x, y: cosh(x), "np.sinh({0})"),
+    ("cosh", np.cosh, lambda x, y: sinh(x), "np.cosh({0})"),
+    ("tanh", np.tanh, lambda x, y: sub(1.0, mul(y, y)), "np.tanh({0})"),
+    ("arcsinh", np.arcsinh, lambda x, y: rsqrt(add(mul(x, x), 1.0)), "np.arcsinh({0})"),
+    ("arccosh", np.arccosh, lambda x, y: rsqrt(sub(mul(x, x), 1.0)), "np.arccosh({0})"),
+    ("arctanh", np.arctanh, lambda x, y: reciprocal(sub(1.0, mul(x, x))), "np.arctanh({0})"),
+    ("exp", np.exp, lambda x, y: y, "np.exp({0})"),
+    ("exp2", np.exp2, lambda x, y: mul(y, _LN2), "np.exp2({0})"),
+    ("expm1", np.expm1, lambda x, y: add(y, 1.0), "np.expm1({0})"),
+    ("log", np.log, lambda x, y: reciprocal(x), "np.log({0})"),
+    ("log2", np.log2, lambda x, y: reciprocal(mul(x, _LN2)), "np.log2({0})"),
+    ("log10", np.log10, lambda x, y: reciprocal(mul(x, _LN10)), "np.log10({0})"),
+    ("log1p", np.log1p, lambda x, y: reciprocal(add(x, 1.0)), "np.log1p({0})"),
+    ("sqrt", np.sqrt, lambda x, y: div(0.5, y), "np.sqrt({0})"),
+    ("rsqrt", lambda x: 1.0 / np.sqrt(x), lambda x, y: mul(-0.5, div(y, x)), "1.0 / np.sqrt({0})"),
+    ("cbrt", np.cbrt, lambda x, y: div(1.0 / 3.0, mul(y, y)), "np.cbrt({0})"),
+    ("square", np.square, lambda x, y: mul(2.0, x), "({0}) * ({0})"),
+    ("reciprocal", lambda x: np.divide(1.0, x), lambda x, y: neg(mul(y, y)), "1.0 / ({0})"),
+    ("abs", np.abs, lambda x, y: sign(x), "np.abs({0})"),
+    ("logistic", _sigmoid_impl, lambda x, y: mul(y, sub(1.0, y)),
+     "np.exp(-np.logaddexp(0.0, -({0})))"),
+    ("erf", _erf_impl, lambda x, y: mul(2.0 / math.sqrt(math.pi), exp(neg(mul(x, x)))), "math.erf({0})"),
+    ("erfinv", _erfinv_impl, lambda x, y: mul(math.sqrt(math.pi) / 2.0, exp(mul(y, y))), None),
+    ("sign", np.sign, ZERO, "np.sign({0})"),
+    ("floor", np.floor, ZERO, "np.floor({0})"),
+    ("ceil", np.ceil, ZERO, "np.ceil({0})"),
+    ("round", np.round, ZERO, "np.round({0})"),
+    ("trunc", np.trunc, ZERO, "np.trunc({0})"),
+    ("isnan", np.isnan, ZERO, "np.isnan({0})"),
+    ("isinf", np.isinf, ZERO, "np.isinf({0})"),
+    ("isfinite", np.isfinite, ZERO, "np.isfinite({0})"),
+    ("logical_not", np.logical_not, ZERO, "not ({0})"),
+    ("bitwise_not", np.invert, ZERO, "~({0})"),
+]
+
+
+for _name, _impl, _deriv, _expr in UNARY:
+    _p = _make(_name, _impl, 1, _expr)
+    if _deriv is ZERO:
+        defjvp_zero(_p)
+    elif _deriv is LINEAR:
+        defjvp(_p, lambda g, ans, x, _p=_p: _p.bind(g))
+        _p.transpose = lambda ct, x, _p=_p: [_p.bind(ct)]
+        _p.linear = True
+    else:
+        defjvp(_p, lambda g, ans, x, _d=_deriv: mul(g, _d(x, ans)))
+
+
+# --------------------------------------------------------------------------
+# Binary functions (broadcasting like NumPy)
+# --------------------------------------------------------------------------
+
+def _pow_dy(g, ans, x, y):
+    safe_x = select(eq(x, 0), 1.0, x)
+    return mul(g, mul(ans, log(safe_x)))
+
+
+def _pow_dx(g, ans, x, y):
+    # y * x ** (y - 1), with 0 ** 0 -> y * 1 handled by pow itself
+    return mul(g, mul(y, pow(x, sub(y, 1))))
+
+
+def _maxmin_rule(cmp, first):
+    """max/min: the tangent follows the selected operand; ties share it equally."""
+    def rule(g, ans, x, y):
+        win = cmp(x, y) if first else cmp(y, x)
+        w = add(select(win, 1.0, 0.0), select(eq(x, y), 0.5, 0.0))
+        return mul(g, convert_element_type(w, core.aval_of(ans).dtype))
+    return rule
+
+
+def _hypot_rule(i):
+    return lambda g, ans, x, y: mul(g, div((x, y)[i], ans))
+
+
+BINARY = [
+    # name, NumPy impl, d/dx rule, d/dy rule (rule(g, ans, x, y)), Numba expression
+    ("add", np.add, lambda g, ans, x, y: g, lambda g, ans, x, y: g, "({0}) + ({1})"),
+    ("sub", np.subtract, lambda g, ans, x, y: g, lambda g, ans, x, y: neg(g), "({0}) - ({1})"),
+    ("mul", np.multiply, lambda g, ans, x, y: mul(g, y), lambda g, ans, x, y: mul(x, g),
+     "({0}) * ({1})"),
+    ("div", np.true_divide, lambda g, ans, x, y: div(g, y),
+     lambda g, ans, x, y: neg(mul(g, div(ans, y))), "({0}) / ({1})"),
+    ("pow", np.power, _pow_dx, _pow_dy, "({0}) ** ({1})"),
+    ("max", np.maximum, _maxmin_rule(lambda a, b: gt(a, b), True),
+     _maxmin_rule(lambda a, b: gt(a, b), False), "max({0}, {1})"),
+    ("min", np.minimum, _maxmin_rule(lambda a, b: lt(a, b), True),
+     _maxmin_rule(lambda a, b: lt(a, b), False), "min({0}, {1})"),
+    ("atan2", np.arctan2, lambda g, ans, x, y: mul(g, div(y, add(mul(x, x), mul(y, y)))),
+     lambda g, ans, x, y: neg(mul(g, div(x, add(mul(x, x), mul(y, y))))), "np.arctan2({0}, {1})"),
+    ("hypot", np.hypot, _hypot_rule(0), _hypot_rule(1), "np.hypot({0}, {1})"),
+    ("logaddexp", np.logaddexp, lambda g, ans, x, y: mul(g, exp(sub(x, ans))),
+     lambda g, ans, x, y: mul(g, exp(sub(y, ans))), "np.logaddexp({0}, {1})"),
+    ("rem", np.fmod, lambda g, ans, x, y: g,
+     lambda g, ans, x, y: neg(mul(g, trunc(div(x, y)))), "np.fmod({0}, {1})"),
+    ("mod", np.remainder, lambda g, ans, x, y: g,
+     lambda g, ans, x, y: neg(mul(g, floor(div(x, y)))), "np.remainder({0}, {1})"),
+    ("floor_divide", np.floor_divide, ZERO, ZERO, "({0}) // ({1})"),
+    ("eq", np.equal, ZERO, ZERO, "({0}) == ({1})"),
+    ("ne", np.not_equal, ZERO, ZERO, "({0}) != ({1})"),
+    ("lt", np.less, ZERO, ZERO, "({0}) < ({1})"),
+    ("le", np.less_equal, ZERO, ZERO, "({0}) <= ({1})"),
+    ("gt", np.greater, ZERO, ZERO, "({0}) > ({1})"),
+    ("ge", np.greater_equal, ZERO, ZERO, "({0}) >= ({1})"),
+    ("logical_and", np.logical_and, ZERO, ZERO, "({0}) and ({1})"),
+    ("logical_or", np.logical_or, ZERO, ZERO, "({0}) or ({1})"),
+    ("logical_xor", np.logical_xor, ZERO, ZERO, "({0}) != ({1})"),
+    ("bitwise_and", np.bitwise_and, ZERO, ZERO, "({0}) & ({1})"),
+    ("bitwise_or", np.bitwise_or, ZERO, ZERO, "({0}) | ({1})"),
+    ("bitwise_xor", np.bitwise_xor, ZERO, ZERO, "({0}) ^ ({1})"),
+]
+
+for _name, _impl, _dx, _dy, _expr in BINARY:
+    _p = _make(_name, _impl, 2, _expr)
+    if _dx is ZERO:
+        defjvp_zero(_p)
+    else:
+        defjvp(_p, _dx, _dy)
+
+
+def unbroadcast(ct, aval):
+    """Sum ``ct`` over the dimensions along which ``aval`` was broadcast."""
+    from functad.lax.shapes import reshape
+    from functad.lax.reductions import reduce_sum
+    shape = aval.shape
+    cshape = np.shape(ct)
+    if cshape != shape:
+        lead = len(cshape) - len(shape)
+        axes = tuple(range(lead)) + tuple(
+            lead + i for i, (a, b) in enumerate(zip(shape, cshape[lead:])) if a == 1 and b != 1)
+        if axes:
+            ct = reduce_sum(ct, axes=axes)
+        if np.shape(ct) != shape:
+            ct = reshape(ct, new_sizes=shape)
+    return ct
+
+
+def _add_transpose(ct, x, y):
+    return [unbroadcast(ct, x.aval) if is_undefined(x) else None,
+            unbroadcast(ct, y.aval) if is_undefined(y) else None]
+
+
+def _sub_transpose(ct, x, y):
+    return [unbroadcast(ct, x.aval) if is_undefined(x) else None,
+            unbroadcast(neg(ct), y.aval) if is_undefined(y) else None]
+
+
+def _mul_transpose(ct, x, y):
+    if is_undefined(x) and is_undefined(y):
+        raise NotImplementedError("mul of two linear values is not linear")
+    if is_undefined(x):
+        return [unbroadcast(mul(ct, y), x.aval), None]
+    return [None, unbroadcast(mul(x, ct), y.aval)]
+
+
+def _div_transpose(ct, x, y):
+    if is_undefined(y):
+        raise NotImplementedError("div is linear in its numerator only")
+    return [unbroadcast(div(ct, y), x.aval), None]
+
+
+for _p, _t in ((add_p, _add_transpose), (sub_p, _sub_transpose),  # noqa: F821
+               (mul_p, _mul_transpose), (div_p, _div_transpose)):  # noqa: F821
+    _p.transpose = _t
+    _p.linear = True
+
+
+# --------------------------------------------------------------------------
+# select (where) and convert_element_type
+# --------------------------------------------------------------------------
+
+select_p = _make("select", np.where, 3, "({1}) if ({0}) else ({2})")
+
+
+def _select_abstract_eval(pred, x, y):
+    shape = broadcast_shapes(pred.shape, x.shape, y.shape)
+    if pred.dtype != np.bool_:
+        raise TypeError(f"select: the predicate must be boolean, got {pred.dtype.name}")
+    dt = _result_dtype(add_p, (x, y), {}) if x.dtype != y.dtype else x.dtype  # noqa: F821
+    return core._cached_aval(tuple(shape), dt, x.weak_type and y.weak_type)
+
+
+select_p.abstract_eval = _select_abstract_eval
+defjvp(select_p, None,
+       lambda g, ans, p, x, y: select(p, g, 0.0),
+       lambda g, ans, p, x, y: select(p, 0.0, g))
+
+
+def _select_transpose(ct, p, x, y):
+    if is_undefined(p):
+        raise NotImplementedError("select is not linear in its predicate")
+    return [None,
+            unbroadcast(select(p, ct, 0.0), x.aval) if is_undefined(x) else None,
+            unbroadcast(select(p, 0.0, ct), y.aval) if is_undefined(y) else None]
+
+
+select_p.transpose = _select_transpose
+select_p.linear = True
+
+
+convert_element_type_p = Primitive("convert_element_type")
+convert_element_type_p.elementwise = True
+convert_element_type_p.numba_expr = None
+
+
+def _convert_impl(x, new_dtype, weak_type=False):
+    return np.asarray(x).astype(new_dtype)
+
+
+convert_element_type_p.impl = _convert_impl
+convert_element_type_p.abstract_eval = lambda a, new_dtype, weak_type=False: core._cached_aval(
+    a.shape, np.dtype(new_dtype), weak_type)
+
+
+def _convert_jvp(primals, tangents, new_dtype, weak_type=False):
+    (x,), (t,) = primals, tangents
+    out = convert_element_type_p.bind(x, new_dtype=new_dtype, weak_type=weak_type)
+    if t is None or np.dtype(new_dtype).kind not in "fc":
+        return out, None
+    return out, convert_element_type_p.bind(t, new_dtype=new_dtype, weak_type=weak_type)
+
+
+convert_element_type_p.jvp = _convert_jvp
+convert_element_type_p.transpose = lambda ct, x, new_dtype, weak_type=False: [
+    convert_element_type_p.bind(ct, new_dtype=x.aval.dtype, weak_type=x.aval.weak_type)]
+convert_element_type_p.linear = True
+
+
+def convert_element_type(x, new_dtype, weak_type=False):
+    """Cast ``x`` to ``new_dtype`` (a no-op when it already has it)."""
+    new_dtype = np.dtype(new_dtype)
+    a = core.aval_of(x)
+    if a.dtype == new_dtype and a.weak_type == weak_type:
+        return x
+    return convert_element_type_p.bind(x, new_dtype=new_dtype, weak_type=weak_type)
+
+
+__all__ += ["select", "convert_element_type", "unbroadcast", "broadcast_shapes", "UNARY", "BINARY"]
+del _name, _impl, _expr, _p, _deriv, _dx, _dy, _t

@@ -1,0 +1,146 @@
+"""Operators and array methods for tracers, and ``.at[]`` for every array.
+
+Methods look up the ``functad.numpy`` function of the same name at call time,
+so a function added to ``functad.numpy`` becomes a method with no extra code.
+"""
+
+from __future__ import annotations
+
+import operator
+
+from functad.core import Tracer, Array
+
+
+def _fnp():
+    import functad.numpy as fnp
+    return fnp
+
+
+def _binop(name, reflected=False):
+    if reflected:
+        def op(self, other):
+            return getattr(_fnp(), name)(other, self)
+    else:
+        def op(self, other):
+            return getattr(_fnp(), name)(self, other)
+    return op
+
+
+def _unop(name):
+    def op(self):
+        return getattr(_fnp(), name)(self)
+    return op
+
+
+_BINOPS = {
+    "add": "add", "sub": "subtract", "mul": "multiply", "truediv": "true_divide",
+    "floordiv": "floor_divide", "mod": "remainder", "pow": "power", "matmul": "matmul",
+    "and": "bitwise_and", "or": "bitwise_or", "xor": "bitwise_xor",
+}
+_COMPARE = {"lt": "less", "le": "less_equal", "gt": "greater", "ge": "greater_equal",
+            "eq": "equal", "ne": "not_equal"}
+_UNOPS = {"neg": "negative", "pos": "positive", "abs": "absolute", "invert": "invert"}
+
+for _k, _v in _BINOPS.items():
+    setattr(Tracer, f"__{_k}__", _binop(_v))
+    setattr(Tracer, f"__r{_k}__", _binop(_v, reflected=True))
+for _k, _v in _COMPARE.items():
+    setattr(Tracer, f"__{_k}__", _binop(_v))
+for _k, _v in _UNOPS.items():
+    setattr(Tracer, f"__{_k}__", _unop(_v))
+Tracer.__divmod__ = lambda self, other: (self // other, self % other)
+
+
+def _method(name):
+    def m(self, *args, **kwargs):
+        return getattr(_fnp(), name)(self, *args, **kwargs)
+    m.__name__ = name
+    return m
+
+
+_METHODS = ["sum", "mean", "prod", "max", "min", "argmax", "argmin", "any", "all", "std",
+            "var", "cumsum", "cumprod", "ravel", "squeeze", "swapaxes", "astype", "dot",
+            "clip", "round", "conj", "conjugate", "sort", "argsort", "take", "repeat",
+            "diagonal", "trace", "nonzero", "flatten"]
+for _m in _METHODS:
+    setattr(Tracer, _m, _method(_m))
+
+
+def _reshape(self, *shape, order="C"):
+    if len(shape) == 1 and not isinstance(shape[0], int):
+        shape = shape[0]
+    return _fnp().reshape(self, shape, order=order)
+
+
+def _transpose(self, *axes):
+    if len(axes) == 1 and not isinstance(axes[0], int):
+        axes = axes[0]
+    return _fnp().transpose(self, axes or None)
+
+
+Tracer.reshape = _reshape
+Tracer.transpose = _transpose
+Tracer.T = property(lambda self: _fnp().transpose(self))
+Tracer.mT = property(lambda self: _fnp().matrix_transpose(self))
+Tracer.real = property(lambda self: _fnp().real(self))
+Tracer.__getitem__ = lambda self, idx: _fnp()._getitem(self, idx)
+
+
+class _IndexUpdateHelper:
+    """``x.at[idx]``: functional, out-of-place updates (JAX's ``.at`` API).
+
+    >>> import functad.numpy as fnp
+    >>> x = fnp.zeros(3)
+    >>> x.at[0].add(1.0).at[2].set(5.0)
+    Array([1., 0., 5.])
+    """
+
+    __slots__ = ("array",)
+
+    def __init__(self, array):
+        self.array = array
+
+    def __getitem__(self, idx):
+        return _IndexUpdateRef(self.array, idx)
+
+
+class _IndexUpdateRef:
+    __slots__ = ("array", "index")
+
+    def __init__(self, array, index):
+        self.array = array
+        self.index = index
+
+    def get(self, **kwargs):
+        return _fnp()._getitem(self.array, self.index)
+
+    def set(self, values, **kwargs):
+        return _fnp()._scatter(self.array, self.index, values, "set")
+
+    def add(self, values, **kwargs):
+        return _fnp()._scatter(self.array, self.index, values, "add")
+
+    def multiply(self, values, **kwargs):
+        return _fnp()._scatter(self.array, self.index, values, "mul")
+
+    mul = multiply
+
+    def divide(self, values, **kwargs):
+        return _fnp()._scatter(self.array, self.index, _fnp().reciprocal(values), "mul")
+
+    def power(self, values, **kwargs):
+        fnp = _fnp()
+        cur = fnp._getitem(self.array, self.index)
+        return fnp._scatter(self.array, self.index, fnp.power(cur, values), "set")
+
+    def min(self, values, **kwargs):
+        return _fnp()._scatter(self.array, self.index, values, "min")
+
+    def max(self, values, **kwargs):
+        return _fnp()._scatter(self.array, self.index, values, "max")
+
+
+Tracer.at = property(_IndexUpdateHelper)
+Array.at = property(_IndexUpdateHelper)
+
+del _k, _v, _m, operator
