@@ -19,4 +19,5 @@ from functad.ad import (jvp, linearize, vjp, grad, value_and_grad, jacfwd, jacre
                         hessian, custom_jvp, custom_vjp, stop_gradient)
 from functad import lax  # noqa: F401
 from functad import numpy  # noqa: F401
+from functad import nn  # noqa: F401
 from functad.api import eval_shape, ShapeDtypeStruct  # noqa: F401

@@ -11,3 +11,6 @@ from functad.lax.elementwise import *  # noqa: F401,F403
 from functad.lax.shapes import *  # noqa: F401,F403
 from functad.lax.reductions import *  # noqa: F401,F403
 from functad.ad import stop_gradient  # noqa: F401
+from functad.lax.indexing import *  # noqa: F401,F403
+from functad.lax.sorting import *  # noqa: F401,F403
+from functad.lax.linalg import *  # noqa: F401,F403

@@ -15,5 +15,8 @@ from functad.numpy._ufuncs import *  # noqa: F401,F403
 from functad.numpy._reductions import *  # noqa: F401,F403
 from functad.numpy._shapes import *  # noqa: F401,F403
 from functad.numpy._indexing import *  # noqa: F401,F403
+from functad.numpy._sorting import *  # noqa: F401,F403
+from functad.numpy._linalg_ops import *  # noqa: F401,F403
+from functad.numpy import linalg  # noqa: F401
 from functad.numpy import _methods  # noqa: F401  (operators and methods on tracers)
 from functad.core import Array as ndarray  # noqa: F401
