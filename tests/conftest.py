@@ -1,0 +1,38 @@
+"""Shared test configuration.
+
+Hypothesis profiles (choose with ``FUNCTAD_HYPOTHESIS_PROFILE``):
+
+* ``dev`` (default): random examples, no deadline (the first call of a
+  transform may be slow);
+* ``ci``: derandomized, so that a CI run is reproducible and cannot flake;
+  selected automatically when the ``CI`` environment variable is set;
+* ``thorough``: many more examples, for a local soak before a release.
+
+Tests set their own ``max_examples`` where speed matters; a profile's value
+applies to the others.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:     # pragma: no cover - hypothesis is a test dependency
+    settings = None
+
+if settings is not None:
+    _common = dict(deadline=None, print_blob=True,
+                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    settings.register_profile("dev", max_examples=25, **_common)
+    settings.register_profile("ci", max_examples=25, derandomize=True, **_common)
+    settings.register_profile("thorough", max_examples=300, **_common)
+    _default = "ci" if os.environ.get("CI") else "dev"
+    settings.load_profile(os.environ.get("FUNCTAD_HYPOTHESIS_PROFILE", _default))
+
+
+@pytest.fixture
+def rng():
+    """A seeded NumPy random generator, fresh for each test."""
+    return np.random.default_rng(0)
