@@ -1,18 +1,27 @@
-"""Shape primitives: broadcasting, reshaping, transposition.
+"""Shape primitives: broadcasting, reshaping, transposition, concatenation,
+static slicing, padding and reversal.
 
 Each primitive is linear; its transpose undoes the shape change (summing over
-broadcast dimensions where values were copied).
+broadcast dimensions where values were copied).  ``slice`` and ``pad`` are
+each other's transposes: a strided slice transposes to a pad with interior
+padding, and a pad transposes to a slice (plus, for the padding value, the
+sum of the cotangent over the padded positions).
 """
 
 from __future__ import annotations
+
+import builtins
 
 import numpy as np
 
 from functad import core
 from functad.core import Primitive
-from functad.ad import deflinear
+from functad.ad import deflinear, is_undefined
 
-__all__ = ["broadcast_to", "reshape", "transpose"]
+__all__ = ["broadcast_to", "reshape", "transpose", "concatenate", "slice", "slice_in_dim", "pad",
+           "rev", "iota"]
+
+_pyslice = builtins.slice
 
 
 def _cast_shape(shape):
@@ -105,3 +114,243 @@ def transpose(x, permutation):
     if permutation == tuple(range(len(permutation))):
         return x
     return transpose_p.bind(x, permutation=permutation)
+
+
+# -- concatenate -----------------------------------------------------------
+
+concatenate_p = Primitive("concatenate")
+concatenate_p.impl = lambda *xs, dimension: np.concatenate(xs, axis=dimension)
+
+
+def _concatenate_abstract_eval(*avals, dimension):
+    if not avals:
+        raise ValueError("concatenate: need at least one array to concatenate")
+    first = avals[0]
+    if not 0 <= dimension < max(first.ndim, 0) or first.ndim == 0:
+        raise ValueError(f"concatenate: dimension {dimension} is out of bounds for operands "
+                         f"of shapes {[a.shape for a in avals]} (0-d arrays cannot be "
+                         "concatenated)")
+    for a in avals[1:]:
+        if a.dtype != first.dtype:
+            raise TypeError(f"concatenate: all operands must have the same dtype, got "
+                            f"{[b.dtype.name for b in avals]}; cast them first "
+                            "(functad.numpy.concatenate promotes automatically)")
+        if a.ndim != first.ndim or any(d != e for i, (d, e) in enumerate(zip(a.shape, first.shape))
+                                       if i != dimension):
+            raise ValueError(f"concatenate: operand shapes {[b.shape for b in avals]} must be "
+                             f"equal except along dimension {dimension}")
+    shape = list(first.shape)
+    shape[dimension] = sum(a.shape[dimension] for a in avals)
+    return core._cached_aval(tuple(shape), first.dtype, all(a.weak_type for a in avals))
+
+
+def _concatenate_transpose(ct, *xs, dimension):
+    cts, start = [], 0
+    for x in xs:
+        size = x.aval.shape[dimension] if is_undefined(x) else np.shape(x)[dimension]
+        if is_undefined(x):
+            starts = [0] * len(x.aval.shape)
+            limits = list(np.shape(ct))
+            starts[dimension], limits[dimension] = start, start + size
+            cts.append(slice(ct, starts, limits))
+        else:
+            cts.append(None)
+        start += size
+    return cts
+
+
+concatenate_p.abstract_eval = _concatenate_abstract_eval
+deflinear(concatenate_p, _concatenate_transpose)
+
+
+def concatenate(operands, dimension):
+    """Join arrays of equal dtype along the existing, non-negative ``dimension``.
+
+    >>> concatenate([np.ones(2), np.zeros(1)], 0)
+    Array([1., 1., 0.])
+    """
+    operands = tuple(operands)
+    if len(operands) == 1:
+        return operands[0]
+    return concatenate_p.bind(*operands, dimension=int(dimension))
+
+
+# -- slice -----------------------------------------------------------------
+
+slice_p = Primitive("slice")
+
+
+def _slice_impl(x, start_indices, limit_indices, strides):
+    return x[tuple(_pyslice(s, l, st) for s, l, st in zip(start_indices, limit_indices, strides))]
+
+
+def _slice_shape(shape, start_indices, limit_indices, strides):
+    if not len(start_indices) == len(limit_indices) == len(strides) == len(shape):
+        raise ValueError(f"slice: start_indices {start_indices}, limit_indices {limit_indices} "
+                         f"and strides {strides} must each have one entry per dimension of the "
+                         f"operand of shape {shape}")
+    out = []
+    for d, s, l, st in zip(shape, start_indices, limit_indices, strides):
+        if not (0 <= s <= l <= d) or st < 1:
+            raise ValueError(f"slice: invalid slice {s}:{l}:{st} of a dimension of size {d} "
+                             f"(operand shape {shape}); need 0 <= start <= limit <= size and "
+                             "stride >= 1")
+        out.append(max(0, -(-(l - s) // st)))
+    return tuple(out)
+
+
+slice_p.impl = _slice_impl
+slice_p.abstract_eval = lambda a, start_indices, limit_indices, strides: core._cached_aval(
+    _slice_shape(a.shape, start_indices, limit_indices, strides), a.dtype, a.weak_type)
+
+
+def _slice_transpose(ct, x, start_indices, limit_indices, strides):
+    shape = x.aval.shape
+    config = []
+    for d, s, n, st in zip(shape, start_indices, np.shape(ct), strides):
+        used = s + (n - 1) * st + 1 if n else s     # one past the last element taken
+        config.append((s, d - used, st - 1) if n else (s, d - s, 0))
+    zero = np.zeros((), x.aval.dtype)[()]
+    return [pad(ct, zero, tuple(config))]
+
+
+deflinear(slice_p, _slice_transpose)
+
+
+def slice(operand, start_indices, limit_indices, strides=None):  # noqa: A001 - lax's name
+    """Static slice ``operand[start:limit:stride, ...]`` with non-negative bounds.
+
+    >>> slice(np.arange(6.0), (1,), (6,), (2,))
+    Array([1., 3., 5.])
+    """
+    start = tuple(int(i) for i in start_indices)
+    limit = tuple(int(i) for i in limit_indices)
+    strides = (1,) * len(start) if strides is None else tuple(int(i) for i in strides)
+    if start == (0,) * len(start) and limit == np.shape(operand) and strides == (1,) * len(start):
+        return operand
+    return slice_p.bind(operand, start_indices=start, limit_indices=limit, strides=strides)
+
+
+def slice_in_dim(operand, start, limit, stride=1, axis=0):
+    """Slice ``operand`` along one (non-negative) axis only."""
+    shape = np.shape(operand)
+    starts, limits, strides = [0] * len(shape), list(shape), [1] * len(shape)
+    starts[axis], limits[axis], strides[axis] = start, limit, stride
+    return slice(operand, starts, limits, strides)
+
+
+# -- pad -------------------------------------------------------------------
+
+pad_p = Primitive("pad")
+
+
+def _pad_shape(shape, config):
+    if len(config) != len(shape):
+        raise ValueError(f"pad: padding_config {config} must have one (low, high, interior) "
+                         f"triple per dimension of the operand of shape {shape}")
+    out = []
+    for d, (lo, hi, interior) in zip(shape, config):
+        if lo < 0 or hi < 0 or interior < 0:
+            raise ValueError(f"pad: negative padding {(lo, hi, interior)} is not supported "
+                             f"(operand shape {shape}); use slice to crop")
+        out.append(lo + hi + d + max(d - 1, 0) * interior)
+    return tuple(out)
+
+
+def _pad_impl(x, padding_value, padding_config):
+    x = np.asarray(x)
+    shape = _pad_shape(x.shape, padding_config)
+    out = np.full(shape, padding_value, dtype=x.dtype)
+    out[tuple(_pyslice(lo, lo + (d - 1) * (it + 1) + 1 if d else lo, it + 1)
+              for d, (lo, hi, it) in zip(x.shape, padding_config))] = x
+    return out
+
+
+def _pad_abstract_eval(a, pv, padding_config):
+    if pv.shape != ():
+        raise ValueError(f"pad: the padding value must be a scalar, got shape {pv.shape}")
+    if pv.dtype != a.dtype:
+        raise TypeError(f"pad: the padding value has dtype {pv.dtype.name} but the operand has "
+                        f"dtype {a.dtype.name}; cast it to the operand's dtype")
+    return core._cached_aval(_pad_shape(a.shape, padding_config), a.dtype, a.weak_type)
+
+
+def _pad_transpose(ct, x, pv, padding_config):
+    from functad.lax.reductions import reduce_sum
+    shape = x.aval.shape if is_undefined(x) else np.shape(x)
+    starts = tuple(lo for lo, _, _ in padding_config)
+    limits = tuple(n - hi for n, (_, hi, _) in zip(np.shape(ct), padding_config))
+    strides = tuple(it + 1 for _, _, it in padding_config)
+    inner = slice(ct, starts, limits, strides)
+    if np.shape(inner) != shape:   # empty operand dimensions with interior padding
+        inner = reshape(inner, shape)
+    ct_x = inner if is_undefined(x) else None
+    ct_pv = None
+    if is_undefined(pv):
+        axes = tuple(range(len(shape)))
+        from functad.lax.elementwise import sub
+        ct_pv = sub(reduce_sum(ct, axes), reduce_sum(inner, axes))
+    return [ct_x, ct_pv]
+
+
+pad_p.impl = _pad_impl
+pad_p.abstract_eval = _pad_abstract_eval
+deflinear(pad_p, _pad_transpose)
+
+
+def pad(operand, padding_value, padding_config):
+    """Pad ``operand`` with the scalar ``padding_value``.
+
+    ``padding_config`` has one ``(low, high, interior)`` triple of non-negative
+    ints per dimension: ``interior`` values go between neighbouring elements.
+    Linear in both the operand and the padding value.
+
+    >>> pad(np.ones(2), 0.0, [(1, 0, 1)])
+    Array([0., 1., 0., 1.])
+    """
+    config = tuple((int(lo), int(hi), int(it)) for lo, hi, it in padding_config)
+    aval = core.aval_of(operand)
+    if not isinstance(padding_value, core.Tracer) and np.ndim(padding_value) == 0:
+        padding_value = aval.dtype.type(padding_value)
+    elif core.aval_of(padding_value).dtype != aval.dtype:
+        from functad.lax.elementwise import convert_element_type
+        padding_value = convert_element_type(padding_value, aval.dtype)
+    if all(c == (0, 0, 0) for c in config):
+        return operand
+    return pad_p.bind(operand, padding_value, padding_config=config)
+
+
+# -- rev -------------------------------------------------------------------
+
+rev_p = Primitive("rev")
+rev_p.impl = lambda x, dimensions: np.flip(x, dimensions)
+
+
+def _rev_abstract_eval(a, dimensions):
+    if any(not 0 <= d < a.ndim for d in dimensions) or len(set(dimensions)) != len(dimensions):
+        raise ValueError(f"rev: dimensions {dimensions} must be distinct axes of the operand of "
+                         f"shape {a.shape}")
+    return a
+
+
+rev_p.abstract_eval = _rev_abstract_eval
+deflinear(rev_p, lambda ct, x, dimensions: [rev_p.bind(ct, dimensions=dimensions)])
+
+
+def rev(operand, dimensions):
+    """Reverse ``operand`` along the non-negative axes ``dimensions``.
+
+    >>> rev(np.arange(3.0), (0,))
+    Array([2., 1., 0.])
+    """
+    dimensions = tuple(sorted(int(d) for d in dimensions))
+    if not dimensions:
+        return operand
+    return rev_p.bind(operand, dimensions=dimensions)
+
+
+# -- iota (a constant, for index arithmetic) -------------------------------
+
+def iota(dtype, size):
+    """``arange(size)`` as a concrete array of ``dtype`` (a constant under any transform)."""
+    return core._wrap(np.arange(size, dtype=dtype))

@@ -1,15 +1,31 @@
-"""Shape manipulation of functad.numpy: reshape, transpose, stack, ..."""
+"""Shape manipulation of functad.numpy: reshape, transpose, stack, split, pad, ...
+
+Everything here is differentiable: each function is written with the linear
+shape primitives of :mod:`functad.lax.shapes` (reshape, broadcast_to,
+transpose, concatenate, slice, pad, rev) and, for array-valued ``repeat`` and
+traced ``roll`` shifts, the gather of :mod:`functad.lax.indexing`.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+import operator
+
 from functad import core
+from functad.core import Tracer
 from functad.lax import shapes as ls
+from functad.lax.elementwise import convert_element_type
+from functad.numpy._core import result_type
 from functad.numpy._ufuncs import _arr
 
 __all__ = ["reshape", "transpose", "ravel", "expand_dims", "squeeze", "broadcast_to",
-           "permute_dims", "matrix_transpose"]
+           "permute_dims", "matrix_transpose",
+           "concatenate", "concat", "stack", "hstack", "vstack", "row_stack", "dstack",
+           "column_stack", "atleast_1d", "atleast_2d", "atleast_3d", "split", "array_split",
+           "hsplit", "vsplit", "dsplit", "tile", "repeat", "flip", "fliplr", "flipud", "roll",
+           "swapaxes", "moveaxis", "rollaxis", "rot90", "broadcast_arrays", "broadcast_shapes",
+           "pad"]
 
 
 def _resolve_shape(newshape, size):
@@ -83,3 +99,629 @@ def squeeze(a, axis=None):
 
 def broadcast_to(array, shape):
     return ls.broadcast_to(_arr(array), shape)
+
+
+# --------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------
+
+def _axis(axis, ndim, name):
+    """Normalise one axis, with NumPy's AxisError naming the function."""
+    try:
+        a = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"{name}: axis must be an integer, got {axis!r}") from None
+    if not -ndim <= a < ndim:
+        raise np.exceptions.AxisError(
+            f"{name}: axis {a} is out of bounds for an array of dimension {ndim}")
+    return a % ndim
+
+
+def _axes(axis, ndim, name):
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = tuple(_axis(a, ndim, name) for a in axes)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name}: repeated axis in {axis!r}")
+    return out
+
+
+def _seq(arrays, name):
+    """The arrays of a sequence argument (an array is split along its first axis)."""
+    if isinstance(arrays, (np.ndarray, Tracer)):
+        arrays = [arrays[i] for i in range(np.shape(arrays)[0])] if np.ndim(arrays) else [arrays]
+    elif not isinstance(arrays, (list, tuple)):
+        arrays = list(arrays)     # generators: NumPy refuses them, we are lenient
+    xs = [_arr(a) for a in arrays]
+    if not xs:
+        raise ValueError(f"{name}: need at least one array")
+    return xs
+
+
+def _cast_all(xs, dtype):
+    """Cast each array to the common (NumPy 2) result dtype, or to ``dtype``."""
+    avals = [core.aval_of(x) for x in xs]
+    if dtype is None:
+        d0 = avals[0].dtype
+        if all(a.dtype == d0 and not a.weak_type for a in avals):
+            return xs
+        dtype = result_type(*xs)
+    dtype = np.dtype(dtype)
+    return [x if a.dtype == dtype else convert_element_type(x, dtype) for x, a in zip(xs, avals)]
+
+
+def _all_concrete(xs):
+    for x in xs:
+        if isinstance(x, Tracer):
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------
+# Joining
+# --------------------------------------------------------------------------
+
+def concatenate(arrays, axis=0, dtype=None):
+    """Join a sequence of arrays along an existing axis (differentiable).
+
+    Dtypes are promoted as in NumPy 2; ``axis=None`` flattens the inputs first.
+
+    >>> import functad.numpy as fnp
+    >>> fnp.concatenate([fnp.ones((1, 2)), fnp.zeros((2, 2))]).shape
+    (3, 2)
+    """
+    xs = _seq(arrays, "concatenate")
+    if axis is None:
+        xs = [ravel(x) for x in xs]
+        axis = 0
+    shapes = [core.aval_of(x).shape for x in xs]
+    nd = len(shapes[0])
+    if nd == 0:
+        raise ValueError("concatenate: zero-dimensional arrays cannot be concatenated; "
+                         "use stack, or atleast_1d first")
+    ax = _axis(axis, nd, "concatenate")
+    for s in shapes:
+        if len(s) != nd or any(d != e for i, (d, e) in enumerate(zip(s, shapes[0])) if i != ax):
+            raise ValueError(f"concatenate: all the input array dimensions except for the "
+                             f"concatenation axis {ax} must match exactly, got shapes {shapes}")
+    return ls.concatenate(_cast_all(xs, dtype), ax)
+
+
+concat = concatenate
+
+
+def stack(arrays, axis=0, dtype=None):
+    """Join arrays of equal shape along a new axis (differentiable).
+
+    >>> import functad.numpy as fnp
+    >>> fnp.stack([fnp.ones(3), fnp.zeros(3)], axis=-1).shape
+    (3, 2)
+    """
+    xs = _seq(arrays, "stack")
+    shape = core.aval_of(xs[0]).shape
+    for x in xs:
+        if core.aval_of(x).shape != shape:
+            raise ValueError("stack: all input arrays must have the same shape, got "
+                             f"{[core.aval_of(y).shape for y in xs]}")
+    ax = _axis(axis, len(shape) + 1, "stack")
+    new = shape[:ax] + (1,) + shape[ax:]
+    xs = [ls.reshape(x, new) for x in _cast_all(xs, dtype)]
+    return ls.concatenate(xs, ax)
+
+
+def _atleast(x, n):
+    x = _arr(x)
+    shape = core.aval_of(x).shape
+    if len(shape) >= n:
+        return x
+    if n == 3 and len(shape) == 1:
+        return ls.reshape(x, (1,) + shape + (1,))
+    if n == 3 and len(shape) == 2:
+        return ls.reshape(x, shape + (1,))
+    return ls.reshape(x, (1,) * (n - len(shape)) + shape)
+
+
+def _atleast_fn(n):
+    def fn(*arys):
+        if len(arys) == 1:
+            return _atleast(arys[0], n)
+        return tuple(_atleast(a, n) for a in arys)
+    fn.__name__ = fn.__qualname__ = f"atleast_{n}d"
+    example = {1: "(1,)", 2: "(1, 1)", 3: "(1, 1, 1)"}[n]
+    fn.__doc__ = (f"View inputs as arrays with at least {n} dimension{'s' if n > 1 else ''} "
+                  "(NumPy's rules: a 1-d array becomes a row, and for ``atleast_3d`` a "
+                  "``(M, N)`` array becomes ``(M, N, 1)``).\n\n    One input gives one array; "
+                  f"several give a tuple.\n\n    >>> import functad.numpy as fnp\n"
+                  f"    >>> fnp.atleast_{n}d(1.0).shape\n    {example}\n    ")
+    return fn
+
+
+atleast_1d, atleast_2d, atleast_3d = _atleast_fn(1), _atleast_fn(2), _atleast_fn(3)
+
+
+def hstack(tup, dtype=None):
+    """Stack arrays horizontally: along axis 1, or axis 0 for 1-d inputs.
+
+    >>> import functad.numpy as fnp
+    >>> fnp.hstack([fnp.ones(2), fnp.zeros(1)])
+    Array([1., 1., 0.])
+    """
+    xs = [_atleast(x, 1) for x in _seq(tup, "hstack")]
+    return concatenate(xs, axis=0 if core.aval_of(xs[0]).ndim == 1 else 1, dtype=dtype)
+
+
+def vstack(tup, dtype=None):
+    """Stack arrays vertically (along axis 0, after ``atleast_2d``).
+
+    >>> import functad.numpy as fnp
+    >>> fnp.vstack([fnp.ones(2), fnp.zeros(2)]).shape
+    (2, 2)
+    """
+    return concatenate([_atleast(x, 2) for x in _seq(tup, "vstack")], axis=0, dtype=dtype)
+
+
+row_stack = vstack
+
+
+def dstack(tup, dtype=None):
+    """Stack arrays along the third axis (after ``atleast_3d``).
+
+    >>> import functad.numpy as fnp
+    >>> fnp.dstack([fnp.ones(2), fnp.zeros(2)]).shape
+    (1, 2, 2)
+    """
+    return concatenate([_atleast(x, 3) for x in _seq(tup, "dstack")], axis=2, dtype=dtype)
+
+
+def column_stack(tup):
+    """Stack 1-d arrays as columns of a 2-d array (2-d inputs are stacked as is).
+
+    >>> import functad.numpy as fnp
+    >>> fnp.column_stack([fnp.ones(3), fnp.zeros(3)]).shape
+    (3, 2)
+    """
+    cols = []
+    for x in _seq(tup, "column_stack"):
+        shape = core.aval_of(x).shape
+        cols.append(ls.reshape(x, (shape[0] if shape else 1, 1)) if len(shape) < 2 else x)
+    return concatenate(cols, axis=1)
+
+
+# --------------------------------------------------------------------------
+# Splitting
+# --------------------------------------------------------------------------
+
+def _split_at(x, bounds, ax):
+    shape = core.aval_of(x).shape
+    out = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        lo, hi = min(lo, shape[ax]), min(max(hi, lo), shape[ax])
+        hi = max(hi, lo)
+        out.append(ls.slice_in_dim(x, lo, hi, 1, ax))
+    return out
+
+
+def _split_bounds(n, indices_or_sections, name, equal):
+    if isinstance(indices_or_sections, (int, np.integer)):
+        s = int(indices_or_sections)
+        if s <= 0:
+            raise ValueError(f"{name}: number of sections must be larger than 0, got {s}")
+        if equal and n % s:
+            raise ValueError(f"{name}: array split does not result in an equal division "
+                             f"({n} elements into {s} sections); use array_split for unequal "
+                             "parts")
+        q, r = divmod(n, s)
+        sizes = [q + 1] * r + [q] * (s - r)
+        return [0] + list(np.cumsum(sizes, dtype=np.int64).tolist())
+    idx = []
+    for i in indices_or_sections:
+        i = operator.index(i)
+        idx.append(max(i + n, 0) if i < 0 else i)
+    return [0] + idx + [n]
+
+
+def split(ary, indices_or_sections, axis=0):
+    """Split an array into equal sections, or at the given indices (differentiable).
+
+    >>> import functad.numpy as fnp
+    >>> [p.shape for p in fnp.split(fnp.ones(6), [1, 4])]
+    [(1,), (3,), (2,)]
+    """
+    x = _arr(ary)
+    shape = core.aval_of(x).shape
+    ax = _axis(axis, len(shape), "split")
+    return _split_at(x, _split_bounds(shape[ax], indices_or_sections, "split", True), ax)
+
+
+def array_split(ary, indices_or_sections, axis=0):
+    """Like :func:`split`, but sections may differ in size by one element.
+
+    >>> import functad.numpy as fnp
+    >>> [p.shape for p in fnp.array_split(fnp.ones(5), 2)]
+    [(3,), (2,)]
+    """
+    x = _arr(ary)
+    shape = core.aval_of(x).shape
+    ax = _axis(axis, len(shape), "array_split")
+    return _split_at(x, _split_bounds(shape[ax], indices_or_sections, "array_split", False), ax)
+
+
+def _split_fn(name, axis, min_ndim):
+    def fn(ary, indices_or_sections):
+        nd = core.aval_of(_arr(ary)).ndim
+        if nd < min_ndim:
+            raise ValueError(f"{name} only works on arrays of {min_ndim} or more dimensions, "
+                             f"got {nd}")
+        return split(ary, indices_or_sections, 0 if name == "hsplit" and nd == 1 else axis)
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"``split`` along axis {axis} (as ``numpy.{name}``)."
+    return fn
+
+
+hsplit = _split_fn("hsplit", 1, 1)
+vsplit = _split_fn("vsplit", 0, 2)
+dsplit = _split_fn("dsplit", 2, 3)
+
+
+# --------------------------------------------------------------------------
+# Repetition
+# --------------------------------------------------------------------------
+
+def tile(A, reps):
+    """Repeat the whole array ``reps`` times along each axis (differentiable).
+
+    >>> import functad.numpy as fnp
+    >>> fnp.tile(fnp.array([1.0, 2.0]), 2)
+    Array([1., 2., 1., 2.])
+    """
+    x = _arr(A)
+    reps = (operator.index(reps),) if not np.ndim(reps) else tuple(operator.index(r) for r in reps)
+    if any(r < 0 for r in reps):
+        raise ValueError(f"tile: negative repetitions {reps}")
+    shape = core.aval_of(x).shape
+    nd = max(len(shape), len(reps))
+    shape = (1,) * (nd - len(shape)) + shape
+    reps = (1,) * (nd - len(reps)) + reps
+    if all(r == 1 for r in reps):
+        return ls.reshape(x, shape)
+    inter = tuple(d for r, n in zip(reps, shape) for d in (1, n))
+    big = tuple(d for r, n in zip(reps, shape) for d in (r, n))
+    x = ls.broadcast_to(ls.reshape(x, inter), big)
+    return ls.reshape(x, tuple(r * n for r, n in zip(reps, shape)))
+
+
+def repeat(a, repeats, axis=None, *, total_repeat_length=None):
+    """Repeat each element of ``a`` (along ``axis``, or of the flattened array).
+
+    ``repeats`` is an int or an array of ints with one entry per element along
+    ``axis``.  Array repeats must be concrete (they decide the output shape),
+    unless ``total_repeat_length`` gives the output length.
+
+    >>> import functad.numpy as fnp
+    >>> fnp.repeat(fnp.array([1.0, 2.0]), [1, 2])
+    Array([1., 2., 2.])
+    """
+    x = _arr(a)
+    if axis is None:
+        x = ravel(x)
+        axis = 0
+    shape = core.aval_of(x).shape
+    ax = _axis(axis, len(shape), "repeat")
+    if isinstance(repeats, (int, np.integer)) or (
+            not isinstance(repeats, Tracer) and np.ndim(repeats) == 0):
+        r = operator.index(repeats)
+        if r < 0:
+            raise ValueError(f"repeat: negative repeats {r}")
+        if r == 1:
+            return x
+        x = ls.broadcast_to(ls.reshape(x, shape[:ax + 1] + (1,) + shape[ax + 1:]),
+                            shape[:ax + 1] + (r,) + shape[ax + 1:])
+        return ls.reshape(x, shape[:ax] + (shape[ax] * r,) + shape[ax + 1:])
+    from functad.numpy._indexing import take, _concrete_value
+    if isinstance(repeats, Tracer):
+        reps = _concrete_value(repeats, "repeat", "the repeats (they decide the output shape)",
+                               "pass total_repeat_length=... or concrete repeats")
+        if reps is None:
+            if total_repeat_length is None:
+                raise core.ConcretizationTypeError(
+                    "repeat: traced array `repeats` needs total_repeat_length=... (the output "
+                    "length must be static); or pass concrete repeats")
+            return _repeat_traced(x, repeats, ax, int(total_repeat_length))
+    else:
+        reps = np.asarray(repeats)
+    if reps.dtype.kind not in "iub":
+        raise TypeError(f"repeat: repeats must be integers, got dtype {reps.dtype.name}")
+    reps = np.broadcast_to(reps, (shape[ax],)) if reps.ndim == 0 or reps.shape == (1,) else reps
+    if reps.shape != (shape[ax],):
+        raise ValueError(f"repeat: repeats of shape {reps.shape} do not match axis {ax} of "
+                         f"length {shape[ax]} (array shape {shape})")
+    if np.any(reps < 0):
+        raise ValueError("repeat: negative repeats")
+    idx = np.repeat(np.arange(shape[ax]), reps)
+    if total_repeat_length is not None:
+        idx = _fit_length(idx, int(total_repeat_length), shape[ax])
+    return take(x, idx, axis=ax)
+
+
+def _fit_length(idx, length, n):
+    if len(idx) >= length:
+        return idx[:length]
+    fill = idx[-1] if len(idx) else 0
+    return np.concatenate([idx, np.full(length - len(idx), fill, idx.dtype)])
+
+
+def _repeat_traced(x, repeats, ax, length):
+    """Repeat with traced repeats and a static output length: the index of each
+    output position is the number of cumulative repeat boundaries it passed."""
+    from functad.numpy._indexing import take
+    from functad.numpy._sorting import searchsorted
+    from functad.numpy import cumsum
+    n = core.aval_of(x).shape[ax]
+    ends = cumsum(ls.broadcast_to(repeats, (n,)))
+    idx = searchsorted(ends, np.arange(length), side="right")
+    return take(x, idx, axis=ax, mode="clip")
+
+
+# --------------------------------------------------------------------------
+# Reordering
+# --------------------------------------------------------------------------
+
+def flip(m, axis=None):
+    """Reverse the order of elements along ``axis`` (all axes if ``None``).
+
+    >>> import functad.numpy as fnp
+    >>> fnp.flip(fnp.array([1.0, 2.0, 3.0]))
+    Array([3., 2., 1.])
+    """
+    x = _arr(m)
+    nd = core.aval_of(x).ndim
+    axes = tuple(range(nd)) if axis is None else _axes(axis, nd, "flip")
+    return ls.rev(x, axes)
+
+
+def fliplr(m):
+    """Reverse the order of columns (axis 1); ``m`` must be at least 2-d.
+
+    >>> import functad.numpy as fnp
+    >>> fnp.fliplr(fnp.eye(2))
+    Array([[0., 1.],
+           [1., 0.]])
+    """
+    x = _arr(m)
+    if core.aval_of(x).ndim < 2:
+        raise ValueError(f"fliplr: input must be >= 2-d, got shape {core.aval_of(x).shape}")
+    return ls.rev(x, (1,))
+
+
+def flipud(m):
+    """Reverse the order of rows (axis 0); ``m`` must be at least 1-d.
+
+    >>> import functad.numpy as fnp
+    >>> fnp.flipud(fnp.array([1.0, 2.0]))
+    Array([2., 1.])
+    """
+    x = _arr(m)
+    if core.aval_of(x).ndim < 1:
+        raise ValueError("flipud: input must be >= 1-d, got a 0-d array")
+    return ls.rev(x, (0,))
+
+
+def roll(a, shift, axis=None):
+    """Roll elements along ``axis`` (of the flattened array if ``None``): elements
+    that leave one end come back at the other.  ``shift`` may be traced.
+
+    >>> import functad.numpy as fnp
+    >>> fnp.roll(fnp.array([1.0, 2.0, 3.0]), 1)
+    Array([3., 1., 2.])
+    """
+    x = _arr(a)
+    if axis is None:
+        shape = core.aval_of(x).shape
+        return ls.reshape(roll(ravel(x), shift, 0), shape)
+    shape = core.aval_of(x).shape
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    axes = tuple(_axis(ax, len(shape), "roll") for ax in axes)
+    if isinstance(shift, Tracer) and core.aval_of(shift).ndim == 0:
+        shifts = (shift,) * len(axes)
+    elif isinstance(shift, Tracer) or np.ndim(shift):
+        shifts = tuple(shift[i] for i in range(np.shape(shift)[0])) if isinstance(shift, Tracer) \
+            else tuple(np.asarray(shift).tolist())
+        if len(axes) == 1 and len(shifts) > 1:
+            axes = axes * len(shifts)
+        if len(shifts) == 1 and len(axes) > 1:
+            shifts = shifts * len(axes)
+        if len(shifts) != len(axes):
+            raise ValueError(f"roll: shift {shift!r} and axis {axis!r} must have the same "
+                             "length")
+    else:
+        shifts = (operator.index(shift),) * len(axes)
+    for s, ax in zip(shifts, axes):
+        n = shape[ax]
+        if n == 0:
+            continue
+        if isinstance(s, Tracer):
+            from functad.numpy._indexing import take
+            from functad.numpy import remainder, subtract
+            idx = remainder(subtract(np.arange(n), s), n)
+            x = take(x, idx, axis=ax, mode="clip")
+            continue
+        s = int(s) % n
+        if s:
+            x = ls.concatenate([ls.slice_in_dim(x, n - s, n, 1, ax),
+                                ls.slice_in_dim(x, 0, n - s, 1, ax)], ax)
+    return x
+
+
+def swapaxes(a, axis1, axis2):
+    """Interchange two axes.
+
+    >>> import functad.numpy as fnp
+    >>> fnp.swapaxes(fnp.ones((2, 3)), 0, 1).shape
+    (3, 2)
+    """
+    x = _arr(a)
+    nd = core.aval_of(x).ndim
+    i, j = _axis(axis1, nd, "swapaxes"), _axis(axis2, nd, "swapaxes")
+    perm = list(range(nd))
+    perm[i], perm[j] = j, i
+    return ls.transpose(x, perm)
+
+
+def moveaxis(a, source, destination):
+    """Move axes to new positions; the other axes keep their order.
+
+    >>> import functad.numpy as fnp
+    >>> fnp.moveaxis(fnp.ones((2, 3, 4)), 0, -1).shape
+    (3, 4, 2)
+    """
+    x = _arr(a)
+    nd = core.aval_of(x).ndim
+    src = _axes(source, nd, "moveaxis")
+    dst = _axes(destination, nd, "moveaxis")
+    if len(src) != len(dst):
+        raise ValueError(f"moveaxis: source {source!r} and destination {destination!r} must "
+                         "have the same number of elements")
+    order = [i for i in range(nd) if i not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return ls.transpose(x, order)
+
+
+def rollaxis(a, axis, start=0):
+    """Roll ``axis`` backwards until it lies before ``start`` (prefer :func:`moveaxis`)."""
+    x = _arr(a)
+    nd = core.aval_of(x).ndim
+    ax = _axis(axis, nd, "rollaxis")
+    if not -nd <= start <= nd:
+        raise np.exceptions.AxisError(f"rollaxis: start {start} is out of bounds for an array "
+                                      f"of dimension {nd}")
+    start = start % (nd + 1) if start < 0 else start
+    if ax < start:
+        start -= 1
+    return moveaxis(x, ax, start)
+
+
+def rot90(m, k=1, axes=(0, 1)):
+    """Rotate by 90 degrees ``k`` times in the plane of ``axes``, from the first
+    axis towards the second.
+
+    >>> import functad.numpy as fnp
+    >>> fnp.rot90(fnp.array([[1.0, 2.0], [3.0, 4.0]]))
+    Array([[2., 4.],
+           [1., 3.]])
+    """
+    x = _arr(m)
+    nd = core.aval_of(x).ndim
+    if len(axes) != 2:
+        raise ValueError(f"rot90: axes must have length 2, got {axes!r}")
+    if nd < 2:
+        raise ValueError(f"rot90: the array must be at least 2-d, got {nd}-d")
+    a0, a1 = _axis(axes[0], nd, "rot90"), _axis(axes[1], nd, "rot90")
+    if a0 == a1:
+        raise ValueError(f"rot90: axes must be different, got {axes!r}")
+    k = operator.index(k) % 4
+    if k == 0:
+        return x
+    if k == 2:
+        return ls.rev(x, (a0, a1))
+    perm = list(range(nd))
+    perm[a0], perm[a1] = a1, a0
+    if k == 1:   # new[..i..j..] = old[..j.., n-1-i]: reverse axis 1, then swap
+        return ls.transpose(ls.rev(x, (a1,)), perm)
+    return ls.rev(ls.transpose(x, perm), (a1,))
+
+
+# --------------------------------------------------------------------------
+# Broadcasting and padding
+# --------------------------------------------------------------------------
+
+def broadcast_arrays(*args):
+    """Broadcast arrays against each other; returns a tuple.
+
+    >>> import functad.numpy as fnp
+    >>> [a.shape for a in fnp.broadcast_arrays(fnp.ones(3), fnp.ones((2, 1)))]
+    [(2, 3), (2, 3)]
+    """
+    xs = [_arr(a) for a in args]
+    shape = broadcast_shapes(*(core.aval_of(x).shape for x in xs))
+    return tuple(ls.broadcast_to(x, shape) for x in xs)
+
+
+def broadcast_shapes(*shapes):
+    """The broadcast shape of the given shapes (an error names all of them).
+
+    >>> import functad.numpy as fnp
+    >>> fnp.broadcast_shapes((3,), (2, 1))
+    (2, 3)
+    """
+    from functad.lax.elementwise import broadcast_shapes as bs
+    return tuple(bs(*[(s,) if isinstance(s, (int, np.integer)) else tuple(s) for s in shapes]))
+
+
+def _pad_pairs(value, nd, name, what):
+    """NumPy's forms of per-axis pairs: scalar, (v,), (before, after), or ((b, a), ...)."""
+    arr = np.asarray(value, dtype=object) if not isinstance(value, Tracer) else None
+    if arr is None or arr.ndim == 0:
+        return [(value, value)] * nd
+    if arr.ndim == 1:
+        if arr.shape[0] == 1:
+            return [(value[0], value[0])] * nd
+        if arr.shape[0] == 2:
+            return [(value[0], value[1])] * nd
+    if arr.ndim == 2 and arr.shape[1] in (1, 2) and arr.shape[0] in (1, nd):
+        rows = [tuple(r) for r in value]
+        rows = [(r[0], r[-1]) for r in rows]
+        return rows * nd if len(rows) == 1 else rows
+    raise ValueError(f"{name}: {what} {value!r} cannot be broadcast to ({nd}, 2) "
+                     f"for an array of {nd} dimensions")
+
+
+def pad(array, pad_width, mode="constant", **kwargs):
+    """Pad an array with constant values (``mode="constant"``, differentiable in
+    the array and in ``constant_values``).
+
+    ``pad_width`` is an int, ``(before, after)`` or one such pair per axis;
+    ``constant_values`` likewise (it may be traced).  Other modes raise
+    ``NotImplementedError``.
+
+    >>> import functad.numpy as fnp
+    >>> fnp.pad(fnp.ones(2), 1, constant_values=5.0)
+    Array([5., 1., 1., 5.])
+    """
+    if mode != "constant":
+        raise NotImplementedError(
+            f"pad: mode={mode!r} is not supported yet, only mode='constant'. Build other modes "
+            "from slices and concatenate (e.g. 'edge': concatenate repeated edge slices).")
+    unknown = set(kwargs) - {"constant_values"}
+    if unknown:
+        raise TypeError(f"pad: unexpected keyword argument(s) {sorted(unknown)} for "
+                        "mode='constant'")
+    x = _arr(array)
+    aval = core.aval_of(x)
+    nd = aval.ndim
+    widths = []
+    for lo, hi in _pad_pairs(pad_width, nd, "pad", "pad_width"):
+        lo, hi = operator.index(lo), operator.index(hi)
+        if lo < 0 or hi < 0:
+            raise ValueError(f"pad: pad_width {pad_width!r} contains negative values; index "
+                             "the array instead to crop it")
+        widths.append((lo, hi))
+    cv = kwargs.get("constant_values", 0)
+    if isinstance(cv, Tracer) and core.aval_of(cv).ndim != 0:
+        raise NotImplementedError("pad: traced constant_values must be a scalar")
+    pairs = _pad_pairs(cv, nd, "pad", "constant_values")
+    if all(p == pairs[0] for p in pairs) and pairs[0][0] is pairs[0][1]:
+        return ls.pad(x, _pad_value(pairs[0][0], aval.dtype), [(lo, hi, 0) for lo, hi in widths])
+    # per-axis values: pad one axis (and one side) at a time, as NumPy does
+    for ax, ((lo, hi), (vlo, vhi)) in enumerate(zip(widths, pairs)):
+        for side, w, v in ((0, lo, vlo), (1, hi, vhi)):
+            if w:
+                cfg = [(0, 0, 0)] * nd
+                cfg[ax] = (w, 0, 0) if side == 0 else (0, w, 0)
+                x = ls.pad(x, _pad_value(v, aval.dtype), cfg)
+    return x
+
+
+def _pad_value(v, dtype):
+    if isinstance(v, Tracer):
+        return v
+    return np.asarray(v).astype(dtype)[()]
