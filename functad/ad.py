@@ -21,7 +21,7 @@ import numpy as np
 
 from functad import core
 from functad import tree_util as tu
-from functad.core import (Interpreter, Tracer, aval_of, new_interpreter, set_interpreter,
+from functad.core import (Interpreter, Tracer, aval_of, new_interpreter, set_interpreter, shape_of,
                           StagingInterpreter, Literal, to_numpy)
 
 __all__ = ["jvp", "linearize", "vjp", "grad", "value_and_grad", "jacfwd", "jacrev",
@@ -70,10 +70,14 @@ class JVPInterpreter(Interpreter):
             else:
                 primals.append(a)
                 tangents.append(None)
-        with set_interpreter(self.parent):
+        tls = core._tls
+        tls.interp = self.parent
+        try:
             if not mine:
                 return prim.bind(*primals, **params)
             out_p, out_t = prim.jvp(primals, tangents, **params)
+        finally:
+            tls.interp = self
         if prim.multiple_results:
             return [p if t is None else JVPTracer(self, p, t) for p, t in zip(out_p, out_t)]
         return out_p if out_t is None else JVPTracer(self, out_p, out_t)
@@ -110,6 +114,16 @@ def defjvp(prim, *rules):
     argument differentiably.  Contributions are summed and broadcast to the
     output's shape.
     """
+    if len(rules) == 1 and getattr(prim, "elementwise", False):
+        (rule,) = rules
+
+        def jvp_unary(primals, tangents, **params):
+            # elementwise and unary: the rule's output has the answer's shape and dtype
+            ans = prim.bind(*primals, **params)
+            return ans, rule(tangents[0], ans, *primals, **params)
+        prim.jvp = jvp_unary
+        return jvp_unary
+
     def jvp(primals, tangents, **params):
         ans = prim.bind(*primals, **params)
         out = None
@@ -117,13 +131,14 @@ def defjvp(prim, *rules):
             if t is not None and rule is not None:
                 out = add_tangents(out, rule(t, ans, *primals, **params))
         if out is not None:
-            from functad.lax.shapes import broadcast_to
-            ans_aval = aval_of(ans)
-            if np.shape(out) != ans_aval.shape:
-                out = broadcast_to(out, ans_aval.shape)
-            if out.dtype != ans_aval.dtype:
+            ans_shape = shape_of(ans)
+            if shape_of(out) != ans_shape:
+                from functad.lax.shapes import broadcast_to
+                out = broadcast_to(out, ans_shape)
+            ans_dtype = aval_of(ans).dtype
+            if getattr(out, "dtype", None) != ans_dtype:
                 from functad.lax.elementwise import convert_element_type
-                out = convert_element_type(out, ans_aval.dtype)
+                out = convert_element_type(out, ans_dtype)
         return ans, out
     prim.jvp = jvp
     return jvp
@@ -203,11 +218,11 @@ class LinearFunction:
 
 def _cast_ct(c, aval):
     dt = getattr(c, "dtype", None)
-    if dt is not None and dt == aval.dtype and np.shape(c) == aval.shape:
+    if dt is not None and dt == aval.dtype and shape_of(c) == aval.shape:
         return c
     from functad.lax.elementwise import convert_element_type
     from functad.lax.shapes import broadcast_to
-    if np.shape(c) != aval.shape:
+    if shape_of(c) != aval.shape:
         c = broadcast_to(c, aval.shape)
     if getattr(c, "dtype", None) != aval.dtype:
         c = convert_element_type(c, aval.dtype)
@@ -222,23 +237,34 @@ def linearize_flat(fun_flat, primals, name="linearize", fun=None):
     """Run ``fun_flat`` forward on ``primals`` and stage its linearization.
 
     Only inexact (float/complex) primals are differentiated.  Returns
-    ``(primals_out, LinearFunction)``.
+    ``(primals_out, LinearFunction)``.  This is on the path of every eager
+    ``grad`` call, so it avoids context managers and repeated work.
     """
-    with new_interpreter(StagingInterpreter, name, fun, forward_known=True) as pe:
-        tan_in = [pe.new_arg(aval_of(p)) for p in primals]
-        with new_interpreter(JVPInterpreter, name, fun) as jv:
-            ins = [JVPTracer(jv, p, t) if aval_of(p).is_float else p
-                   for p, t in zip(primals, tan_in)]
-            outs = fun_flat(*ins)
-            outs_p, outs_t = [], []
-            for o in outs:
-                p, t = jv.unpack(o)
-                outs_p.append(p)
-                outs_t.append(t)
-        mask = [t is not None for t in outs_t]
-        jaxpr, consts = pe.build(tan_in, [t for t in outs_t if t is not None])
-    lin = LinearFunction(jaxpr, consts, [t.aval for t in tan_in],
-                         [aval_of(p) for p in outs_p], mask)
+    tls = core._tls
+    parent = tls.interp
+    pe = StagingInterpreter(parent, name, fun, forward_known=True)
+    jv = JVPInterpreter(pe, name, fun)
+    in_avals = [aval_of(p) for p in primals]
+    tan_in = [pe.new_arg(a) for a in in_avals]
+    ins = [JVPTracer(jv, p, t) if a.is_float else p for p, t, a in zip(primals, tan_in, in_avals)]
+    tls.interp = jv
+    try:
+        outs = fun_flat(*ins)
+    finally:
+        tls.interp = parent
+        jv.alive = False
+    outs_p, outs_t = [], []
+    for o in outs:
+        if type(o) is JVPTracer and o._trace is jv:
+            outs_p.append(o.primal)
+            outs_t.append(o.tangent)
+        else:
+            outs_p.append(o)
+            outs_t.append(None)
+    mask = [t is not None for t in outs_t]
+    jaxpr, consts = pe.build(tan_in, [t for t in outs_t if t is not None])
+    pe.alive = False
+    lin = LinearFunction(jaxpr, consts, in_avals, [aval_of(p) for p in outs_p], mask)
     return outs_p, lin
 
 
@@ -443,8 +469,8 @@ def _vjp(fun, primals, has_aux, fname):
             raise TypeError(f"{fname}: the cotangent must have the structure of the output, "
                             f"{out_tree}, got {ct_tree}")
         for i, (c, a) in enumerate(zip(ct_leaves, lin.out_avals)):
-            if np.shape(c) != a.shape:
-                raise ValueError(f"{fname}: cotangent leaf {i} has shape {np.shape(c)}, expected "
+            if shape_of(c) != a.shape:
+                raise ValueError(f"{fname}: cotangent leaf {i} has shape {shape_of(c)}, expected "
                                  f"the output's shape {a.shape}")
         cts_in = lin.transpose(ct_leaves)
         return tu.tree_unflatten(in_tree, cts_in)
@@ -479,6 +505,16 @@ def _check_grad_input(x, fname, allow_int):
         "inputs, use vjp or set allow_int to True.")
 
 
+_ONES: dict = {}
+
+
+def _one(dtype):
+    one = _ONES.get(dtype)
+    if one is None:
+        one = _ONES[dtype] = core._wrap(np.ones((), dtype))
+    return one
+
+
 def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
     """Return a function computing both ``fun`` and its gradient.
 
@@ -488,35 +524,52 @@ def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=F
     >>> fd.value_and_grad(lambda x: fnp.sum(x ** 2))(fnp.array([1.0, 2.0]))
     (Array(5.), Array([2., 4.]))
     """
-    fname = "value_and_grad" if not getattr(fun, "_functad_grad_name", None) else fun._functad_grad_name
+    single = isinstance(argnums, int)
 
     def vg(*args, **kwargs):
-        nums = _check_argnums(argnums, len(args), "grad")
-        dyn = tuple(args[i] for i in nums)
-        for x in tu.tree_leaves(dyn):
+        nargs = len(args)
+        if single and 0 <= argnums < nargs:
+            nums = (argnums,)
+        else:
+            nums = _check_argnums(argnums, nargs, "grad")
+        dyn = args[nums[0]] if single else tuple(args[i] for i in nums)
+        leaves, in_tree = tu.tree_flatten(dyn)
+        for x in leaves:
             _check_grad_input(x, "grad", allow_int)
+        aux_box = []
 
-        def partial(*d):
+        def flat(*xs):
+            d = tu.tree_unflatten(in_tree, xs)
             full = list(args)
-            for i, v in zip(nums, d):
-                full[i] = v
-            return fun(*full, **kwargs)
-        out, f_vjp, aux = _vjp(partial, dyn, has_aux, "grad")
-        o = out
-        oa = aval_of(o) if not isinstance(o, (tuple, list, dict)) else None
-        if oa is None or oa.shape != ():
-            shape = oa.shape if oa is not None else type(o).__name__
-            raise TypeError(f"Gradient only defined for scalar-output functions. Output had "
-                            f"shape: {shape}. Use jacrev/jacfwd for non-scalar outputs, or sum them.")
+            if single:
+                full[nums[0]] = d
+            else:
+                for i, v in zip(nums, d):
+                    full[i] = v
+            out = fun(*full, **kwargs)
+            if has_aux:
+                out, aux = _split_aux(out, True, "grad")
+                aux_box.append((core._tls.interp, aux))
+            if not isinstance(out, (Tracer, np.ndarray, np.generic, float, int, complex)) \
+                    or shape_of(out) != ():
+                shape = shape_of(out) if isinstance(out, (Tracer, np.ndarray)) else \
+                    type(out).__name__
+                raise TypeError(f"Gradient only defined for scalar-output functions. Output had "
+                                f"shape: {shape}. Use jacrev/jacfwd for non-scalar outputs, or sum "
+                                "them.")
+            return (out,)
+        (out,), lin = linearize_flat(flat, leaves, "grad", fun)
+        oa = lin.out_avals[0]
         if not oa.is_float:
             raise TypeError(f"grad requires real-valued outputs (output dtype that is a sub-dtype "
                             f"of np.floating), but got {oa.dtype.name}.")
-        g = f_vjp(core._wrap(np.ones((), oa.dtype)))
-        g = g[0] if isinstance(argnums, int) else g
-        return ((out, aux), g) if has_aux else (out, g)
+        g = tu.tree_unflatten(in_tree, lin.transpose([_one(oa.dtype)]))
+        if has_aux:
+            interp, aux = aux_box[0]
+            return (out, _strip(interp, aux)), g
+        return out, g
     vg.__wrapped__ = fun
     vg.__name__ = f"value_and_grad({getattr(fun, '__name__', 'fun')})"
-    del fname
     return vg
 
 

@@ -139,6 +139,12 @@ def aval_of(x) -> ShapedArray:
         "Pass NumPy arrays, Python scalars, or pytrees (tuples, lists, dicts) of them.")
 
 
+def shape_of(x):
+    """The shape of an array, tracer or Python scalar (faster than ``np.shape``)."""
+    s = getattr(x, "shape", None)
+    return () if s is None else s
+
+
 def is_float_dtype(dtype) -> bool:
     return np.dtype(dtype).kind in "fc"
 
@@ -469,14 +475,17 @@ class Array(np.ndarray):
 
 
 def _wrap(x):
-    """Make an eager result a functad Array (an immutable ndarray view)."""
+    """Make an eager result a functad Array (an immutable ndarray view).
+
+    0-d results stay NumPy scalars (``np.float64`` ...): they are immutable
+    already, and NumPy computes on them several times faster than on 0-d
+    arrays, which matters for scalar code under ``grad``.
+    """
     t = type(x)
-    if t is Array:
-        return x
     if t is np.ndarray:
-        return x.view(Array)
-    if isinstance(x, np.generic):
-        return np.asarray(x).view(Array)
+        return x.view(Array) if x.ndim else x[()]
+    if t is Array:
+        return x if x.ndim else x.view(np.ndarray)[()]
     if isinstance(x, np.ndarray):
         return x.view(Array)
     return x
@@ -781,7 +790,7 @@ class StagingInterpreter(Interpreter):
         return StagingTracer(self, Var(aval))
 
     def to_atom(self, x):
-        if isinstance(x, StagingTracer) and x._trace is self:
+        if type(x) is StagingTracer and x._trace is self:
             return x.var
         if isinstance(x, Tracer):
             x._check_alive()
@@ -797,23 +806,30 @@ class StagingInterpreter(Interpreter):
     def process_primitive(self, prim, args, params):
         if self.forward_known:
             for a in args:
-                if isinstance(a, StagingTracer) and a._trace is self:
+                if type(a) is StagingTracer and a._trace is self:
                     break
             else:
-                with set_interpreter(self.parent):
+                tls = _tls
+                tls.interp = self.parent
+                try:
                     return prim.bind(*args, **params)
+                finally:
+                    tls.interp = self
         atoms = [self.to_atom(a) for a in args]
         try:
-            out_avals = abstract_eval(prim, [a.aval for a in atoms], params)
+            out_aval = prim.abstract_eval(*[a.aval for a in atoms], **params)
         except (ValueError, TypeError, IndexError) as e:
             _add_note(e, f"functad: raised by primitive '{prim.name}' while tracing, called from "
                          f"{user_source_line(2)}")
             raise
-        outvars = [Var(a) for a in out_avals]
         source = user_source_line(2) if self.record_source else None
-        self.eqns.append(Eqn(prim, atoms, outvars, params, source))
-        outs = [StagingTracer(self, v) for v in outvars]
-        return outs if prim.multiple_results else outs[0]
+        if prim.multiple_results:
+            outvars = [Var(a) for a in out_aval]
+            self.eqns.append(Eqn(prim, atoms, outvars, params, source))
+            return [StagingTracer(self, v) for v in outvars]
+        v = Var(out_aval)
+        self.eqns.append(Eqn(prim, atoms, [v], params, source))
+        return StagingTracer(self, v)
 
     def build(self, in_tracers, outs):
         """Close over the recorded equations: returns ``(Jaxpr, consts)``.

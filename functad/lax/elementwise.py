@@ -40,7 +40,7 @@ _dtype_cache: dict = {}
 
 
 def _result_dtype(prim, avals, params):
-    key = (prim, tuple((a.dtype, a.weak_type) for a in avals), tuple(params.items()))
+    key = (prim, *[(a.dtype, a.weak_type) for a in avals], *params.items())
     dt = _dtype_cache.get(key)
     if dt is None:
         with np.errstate(all="ignore"):
@@ -59,8 +59,23 @@ def broadcast_shapes(*shapes):
 
 
 def _elementwise_abstract_eval(prim):
+    cache = {}
+
     def abstract_eval(*avals, **params):
-        shape = avals[0].shape if len(avals) == 1 else broadcast_shapes(*(a.shape for a in avals))
+        key = (*avals, *params.items()) if params else avals
+        out = cache.get(key)
+        if out is None:
+            out = cache[key] = _abstract_eval_uncached(avals, params)
+        return out
+
+    def _abstract_eval_uncached(avals, params):
+        shape = avals[0].shape
+        for a in avals[1:]:
+            s = a.shape
+            if s != shape:
+                if not s:
+                    continue
+                shape = s if not shape else broadcast_shapes(shape, s)
         dt = _result_dtype(prim, avals, params)
         weak = all(a.weak_type for a in avals) and dt.kind != "b"
         return core._cached_aval(tuple(shape), dt, weak)
@@ -244,14 +259,14 @@ def unbroadcast(ct, aval):
     from functad.lax.shapes import reshape
     from functad.lax.reductions import reduce_sum
     shape = aval.shape
-    cshape = np.shape(ct)
+    cshape = core.shape_of(ct)
     if cshape != shape:
         lead = len(cshape) - len(shape)
         axes = tuple(range(lead)) + tuple(
             lead + i for i, (a, b) in enumerate(zip(shape, cshape[lead:])) if a == 1 and b != 1)
         if axes:
             ct = reduce_sum(ct, axes=axes)
-        if np.shape(ct) != shape:
+        if core.shape_of(ct) != shape:
             ct = reshape(ct, new_sizes=shape)
     return ct
 

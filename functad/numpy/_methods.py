@@ -16,19 +16,31 @@ def _fnp():
     return fnp
 
 
+def _resolve(name):
+    """The functad.numpy function ``name``: bound now if it exists, else looked up per call."""
+    import functad.numpy as fnp
+    fn = getattr(fnp, name, None)
+    if fn is not None:
+        return fn
+    return lambda *args, **kwargs: getattr(_fnp(), name)(*args, **kwargs)
+
+
 def _binop(name, reflected=False):
+    fn = _resolve(name)
     if reflected:
         def op(self, other):
-            return getattr(_fnp(), name)(other, self)
+            return fn(other, self)
     else:
         def op(self, other):
-            return getattr(_fnp(), name)(self, other)
+            return fn(self, other)
     return op
 
 
 def _unop(name):
+    fn = _resolve(name)
+
     def op(self):
-        return getattr(_fnp(), name)(self)
+        return fn(self)
     return op
 
 
