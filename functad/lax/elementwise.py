@@ -19,6 +19,7 @@ import numpy as np
 from functad import core
 from functad.core import Primitive, ShapedArray
 from functad.ad import defjvp, defjvp_zero, is_undefined
+from functad.batching import elementwise_batch_rule
 
 __all__ = []   # filled below with one function per primitive
 
@@ -88,6 +89,7 @@ def _make(name, impl, nargs, numba_expr=None):
     prim.abstract_eval = _elementwise_abstract_eval(prim)
     prim.numba_expr = numba_expr
     prim.elementwise = True
+    prim.batch = elementwise_batch_rule(prim)
     bind = prim.bind
 
     def fn(*args):
@@ -357,6 +359,7 @@ def _convert_jvp(primals, tangents, new_dtype, weak_type=False):
 
 
 convert_element_type_p.jvp = _convert_jvp
+convert_element_type_p.batch = elementwise_batch_rule(convert_element_type_p)
 convert_element_type_p.transpose = lambda ct, x, new_dtype, weak_type=False: [
     convert_element_type_p.bind(ct, new_dtype=x.aval.dtype, weak_type=x.aval.weak_type)]
 convert_element_type_p.linear = True

@@ -1,0 +1,280 @@
+"""vmap: the batching transform.
+
+:class:`BatchInterpreter` pushes ``(value, batch_dim)`` pairs through each
+primitive's ``batch`` rule: ``prim.batch(vals, dims, **params) -> (out,
+out_dim)`` where ``dims[i]`` is the position of the batch axis in ``vals[i]``
+or ``None`` when that operand is not batched (it is then the same for every
+example, and stays unbatched: rules do not broadcast it needlessly).
+
+Example
+-------
+>>> import functad as fd, functad.numpy as fnp
+>>> fd.vmap(lambda x, y: fnp.dot(x, y), in_axes=(0, None))(fnp.ones((3, 2)), fnp.ones(2))
+Array([2., 2., 2.])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from functad import core
+from functad import tree_util as tu
+from functad.core import Interpreter, Tracer, aval_of, ConcretizationTypeError
+
+__all__ = ["vmap", "BatchTracer", "BatchInterpreter", "moveaxis", "bdim_to_front",
+           "broadcast_batched", "elementwise_batch_rule"]
+
+
+class BatchTracer(Tracer):
+    __slots__ = ("val", "bdim")
+
+    def __init__(self, trace, val, bdim):
+        self._trace = trace
+        self.val = val
+        self.bdim = bdim
+
+    @property
+    def aval(self):
+        a = aval_of(self.val)
+        shape = a.shape[:self.bdim] + a.shape[self.bdim + 1:]
+        return core._cached_aval(shape, a.dtype, a.weak_type)
+
+    def to_concrete(self, what):
+        self._check_alive()
+        f = core.user_frame(3)
+        where = f" at {f.f_code.co_filename}:{f.f_lineno} (in {f.f_code.co_name})" if f else ""
+        raise ConcretizationTypeError(
+            f"{what} was called on a batched value of type {self.aval.str_short()}{where}, "
+            f"under {self._trace.describe()}. Each example of the batch may take a different "
+            "branch, so Python control flow cannot depend on it. Use functad.numpy.where to "
+            "select elementwise, or functad.lax.cond / functad.lax.while_loop.")
+
+
+class BatchInterpreter(Interpreter):
+    """Pushes (value, batch dimension) pairs through each primitive's ``batch`` rule."""
+
+    kind = "vmap"
+
+    def __init__(self, parent, axis_size, name="vmap", fun=None):
+        super().__init__(parent, name, fun)
+        self.axis_size = axis_size
+
+    def process_primitive(self, prim, args, params):
+        vals, dims = [], []
+        mine = False
+        for a in args:
+            if type(a) is BatchTracer and a._trace is self:
+                vals.append(a.val)
+                dims.append(a.bdim)
+                mine = True
+            else:
+                vals.append(a)
+                dims.append(None)
+        tls = core._tls
+        tls.interp = self.parent
+        try:
+            if not mine:
+                return prim.bind(*vals, **params)
+            if prim.batch is None:
+                raise NotImplementedError(
+                    f"functad.vmap: primitive '{prim.name}' has no batching rule yet")
+            out, out_dim = prim.batch(vals, dims, **params)
+        finally:
+            tls.interp = self
+        if prim.multiple_results:
+            return [o if d is None else BatchTracer(self, o, d) for o, d in zip(out, out_dim)]
+        return out if out_dim is None else BatchTracer(self, out, out_dim)
+
+
+# --------------------------------------------------------------------------
+# Helpers for batching rules
+# --------------------------------------------------------------------------
+
+def moveaxis(x, src, dst):
+    """Move axis ``src`` of ``x`` to position ``dst`` (a ``transpose`` primitive)."""
+    from functad.lax.shapes import transpose
+    nd = len(core.shape_of(x))
+    src, dst = src % nd, dst % nd
+    if src == dst:
+        return x
+    perm = [i for i in range(nd) if i != src]
+    perm.insert(dst, src)
+    return transpose(x, tuple(perm))
+
+
+def bdim_to_front(x, d, size=None):
+    """``x`` with its batch axis first; an unbatched ``x`` is broadcast to ``size``."""
+    if d is None:
+        from functad.lax.shapes import broadcast_to
+        shape = core.shape_of(x)
+        return broadcast_to(x, (size,) + tuple(shape))
+    return moveaxis(x, d, 0)
+
+
+def broadcast_batched(vals, dims):
+    """Prepare operands of a NumPy-broadcasting primitive: batched operands get
+    their batch axis first and enough size-1 axes to line up with the others;
+    unbatched operands are left alone (they broadcast from the right)."""
+    from functad.lax.shapes import reshape
+    nd = max(len(core.shape_of(v)) - (d is not None) for v, d in zip(vals, dims))
+    out = []
+    for v, d in zip(vals, dims):
+        if d is None:
+            out.append(v)
+            continue
+        v = moveaxis(v, d, 0)
+        shape = core.shape_of(v)
+        missing = nd - (len(shape) - 1)
+        if missing:
+            v = reshape(v, (shape[0],) + (1,) * missing + tuple(shape[1:]))
+        out.append(v)
+    return out
+
+
+def elementwise_batch_rule(prim):
+    """Batching rule shared by every NumPy-broadcasting elementwise primitive."""
+    def rule(vals, dims, **params):
+        d0 = dims[0]
+        if d0 is not None and all(d == d0 for d in dims):
+            nd = len(core.shape_of(vals[0]))
+            if all(len(core.shape_of(v)) == nd for v in vals):
+                return prim.bind(*vals, **params), d0   # aligned already: nothing to move
+        return prim.bind(*broadcast_batched(vals, dims), **params), 0
+    return rule
+
+
+# --------------------------------------------------------------------------
+# The API
+# --------------------------------------------------------------------------
+
+def _is_none(x):
+    return x is None
+
+
+def _broadcast_prefix(prefix, tree, what):
+    """One entry of ``prefix`` (a pytree prefix of ``tree``, ``None`` as a leaf)
+    for each leaf of ``tree``."""
+    p_leaves, p_tree = tu.tree_flatten(prefix, is_leaf=_is_none)
+    try:
+        subtrees = p_tree.flatten_up_to(tree)
+    except ValueError as e:
+        raise ValueError(f"vmap {what} specification must be a tree prefix of the "
+                         f"corresponding value, got specification {prefix!r} for value tree "
+                         f"{tu.tree_structure(tree)}. {e}") from None
+    out = []
+    for ax, sub in zip(p_leaves, subtrees):
+        out.extend([ax] * len(tu.tree_leaves(sub)))
+    return out
+
+
+def _check_axis(ax, what):
+    if ax is not None and not isinstance(ax, (int, np.integer)):
+        raise TypeError(f"vmap {what} must be an int, None, or a (nested) tuple/list/dict of "
+                        f"them, got {ax!r}")
+
+
+def vmap(fun, in_axes=0, out_axes=0, axis_size=None):
+    """Vectorise ``fun`` over a new leading (or ``in_axes``) axis of its arguments.
+
+    Parameters
+    ----------
+    fun : function of pytrees of arrays.
+    in_axes : int, None, or a pytree prefix of the positional arguments (a
+        tuple with one entry per argument) giving the mapped axis of each
+        input; ``None`` means not mapped.  Keyword arguments are mapped over
+        axis 0.
+    out_axes : int, None, or a pytree prefix of the outputs: where the mapped
+        axis goes in each output.
+    axis_size : the size of the mapped axis, needed only when no input is mapped.
+
+    Returns
+    -------
+    The vectorised function.
+
+    Example
+    -------
+    >>> import functad as fd, functad.numpy as fnp
+    >>> fd.vmap(fnp.sum)(fnp.ones((4, 3)))
+    Array([3., 3., 3., 3.])
+    """
+    if isinstance(in_axes, list):
+        in_axes = tuple(in_axes)
+
+    def batched(*args, **kwargs):
+        if isinstance(in_axes, tuple) and len(in_axes) != len(args):
+            raise ValueError(f"vmap in_axes must be an int, None, or a tuple of entries "
+                             f"corresponding to the positional arguments passed to the "
+                             f"function, but got len(in_axes)={len(in_axes)}, "
+                             f"len(args)={len(args)}")
+        leaves, in_tree = tu.tree_flatten((args, kwargs))
+        axes = _broadcast_prefix(in_axes if isinstance(in_axes, tuple) else (in_axes,) * len(args),
+                                 args, "in_axes")
+        axes += [0] * (len(leaves) - len(axes))     # keyword arguments: axis 0
+        for ax in axes:
+            _check_axis(ax, "in_axes")
+        sizes = {}
+        norm_axes = []
+        for i, (x, ax) in enumerate(zip(leaves, axes)):
+            if ax is None:
+                norm_axes.append(None)
+                continue
+            shape = core.shape_of(x) if not isinstance(x, (list, tuple)) else np.shape(x)
+            nd = len(shape)
+            if not -nd <= ax < nd:
+                raise ValueError(f"vmap was requested to map its argument along axis {ax}, "
+                                 f"which implies that its rank should be at least {max(ax + 1, -ax)}, "
+                                 f"but is only {nd} (its shape is {tuple(shape)})")
+            ax = ax % nd
+            norm_axes.append(ax)
+            sizes.setdefault(shape[ax], []).append(i)
+        if len(sizes) > 1:
+            paths = ["args" + tu.keystr(p) for p, _ in tu.tree_flatten_with_path(args)[0]]
+            paths += ["kwargs" + tu.keystr(p) for p, _ in tu.tree_flatten_with_path(kwargs)[0]]
+            desc = "; ".join(
+                f"size {n}: " + ", ".join(
+                    f"argument {paths[i]} of shape {tuple(core.shape_of(leaves[i]))}"
+                    for i in idx) for n, idx in sizes.items())
+            raise ValueError(f"vmap got inconsistent sizes for the array axes to be mapped: {desc}")
+        if sizes:
+            n = next(iter(sizes))
+            if axis_size is not None and axis_size != n:
+                raise ValueError(f"vmap got axis_size={axis_size} but the mapped inputs have "
+                                 f"size {n}")
+        elif axis_size is None:
+            raise ValueError("vmap must have at least one non-None value in in_axes, or be "
+                             "given axis_size")
+        else:
+            n = axis_size
+        tls = core._tls
+        parent = tls.interp
+        bi = BatchInterpreter(parent, n, "vmap", fun)
+        ins = [x if ax is None else BatchTracer(bi, x, ax) for x, ax in zip(leaves, norm_axes)]
+        a, k = tu.tree_unflatten(in_tree, ins)
+        tls.interp = bi
+        try:
+            out = fun(*a, **k)
+        finally:
+            tls.interp = parent
+            bi.alive = False
+        o_leaves, o_tree = tu.tree_flatten(out)
+        oaxes = _broadcast_prefix(out_axes, out, "out_axes")
+        res = []
+        for o, ax in zip(o_leaves, oaxes):
+            _check_axis(ax, "out_axes")
+            if type(o) is BatchTracer and o._trace is bi:
+                if ax is None:
+                    raise ValueError("vmap has mapped output but out_axes is None: the output "
+                                     f"of shape {o.aval.shape} varies across the batch")
+                res.append(moveaxis(o.val, o.bdim, ax % (len(core.shape_of(o.val)))))
+            else:
+                if ax is None:
+                    res.append(o)
+                    continue
+                from functad.lax.shapes import broadcast_to
+                shape = tuple(core.shape_of(o))
+                b = broadcast_to(o, (n,) + shape)
+                res.append(moveaxis(b, 0, ax % (len(shape) + 1)))
+        return tu.tree_unflatten(o_tree, res)
+    batched.__wrapped__ = fun
+    batched.__name__ = f"vmap({getattr(fun, '__name__', 'fun')})"
+    return batched
