@@ -4,7 +4,7 @@
 >>> from functad import nn
 >>> nn.softmax(fnp.array([1.0, 1.0]))
 Array([0.5, 0.5])
->>> fd.grad(nn.logsumexp)(fnp.array([-800.0, -800.0]))
+>>> fd.grad(nn.logsumexp)(fnp.array([-800.0, -800.0]))    # finite where exp underflows
 Array([0.5, 0.5])
 """
 
