@@ -24,6 +24,12 @@ __all__ = ["broadcast_to", "reshape", "transpose", "concatenate", "slice", "slic
 _pyslice = builtins.slice
 
 
+def _unchanged(x):
+    """A no-op's result: the input itself, as a functad value (a NumPy input
+    becomes an immutable Array view, so eager results never alias a mutable array)."""
+    return core._wrap(x) if isinstance(x, np.ndarray) else x
+
+
 def _cast_shape(shape):
     if isinstance(shape, (int, np.integer)):
         return (int(shape),)
@@ -61,7 +67,7 @@ def broadcast_to(x, shape):
     """Broadcast ``x`` to ``shape`` (NumPy rules); a no-op if it has that shape."""
     shape = _cast_shape(shape)
     if np.shape(x) == shape and not isinstance(x, (int, float, complex, bool)):
-        return x
+        return _unchanged(x)
     return broadcast_to_p.bind(x, shape=shape)
 
 
@@ -86,7 +92,7 @@ def reshape(x, new_sizes):
     """Reshape ``x`` to the fully specified shape ``new_sizes`` (no ``-1``)."""
     new_sizes = _cast_shape(new_sizes)
     if np.shape(x) == new_sizes:
-        return x
+        return _unchanged(x)
     return reshape_p.bind(x, new_sizes=new_sizes)
 
 
@@ -112,7 +118,7 @@ def transpose(x, permutation):
     """Permute the axes of ``x``."""
     permutation = tuple(int(i) for i in permutation)
     if permutation == tuple(range(len(permutation))):
-        return x
+        return _unchanged(x)
     return transpose_p.bind(x, permutation=permutation)
 
 
@@ -171,7 +177,7 @@ def concatenate(operands, dimension):
     """
     operands = tuple(operands)
     if len(operands) == 1:
-        return operands[0]
+        return _unchanged(operands[0])
     return concatenate_p.bind(*operands, dimension=int(dimension))
 
 
@@ -227,7 +233,7 @@ def slice(operand, start_indices, limit_indices, strides=None):  # noqa: A001 - 
     limit = tuple(int(i) for i in limit_indices)
     strides = (1,) * len(start) if strides is None else tuple(int(i) for i in strides)
     if start == (0,) * len(start) and limit == np.shape(operand) and strides == (1,) * len(start):
-        return operand
+        return _unchanged(operand)
     return slice_p.bind(operand, start_indices=start, limit_indices=limit, strides=strides)
 
 
@@ -316,7 +322,7 @@ def pad(operand, padding_value, padding_config):
         from functad.lax.elementwise import convert_element_type
         padding_value = convert_element_type(padding_value, aval.dtype)
     if all(c == (0, 0, 0) for c in config):
-        return operand
+        return _unchanged(operand)
     return pad_p.bind(operand, padding_value, padding_config=config)
 
 
@@ -345,7 +351,7 @@ def rev(operand, dimensions):
     """
     dimensions = tuple(sorted(int(d) for d in dimensions))
     if not dimensions:
-        return operand
+        return _unchanged(operand)
     return rev_p.bind(operand, dimensions=dimensions)
 
 

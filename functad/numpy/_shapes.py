@@ -212,7 +212,7 @@ def _atleast(x, n):
     x = _arr(x)
     shape = core.aval_of(x).shape
     if len(shape) >= n:
-        return x
+        return ls._unchanged(x)
     if n == 3 and len(shape) == 1:
         return ls.reshape(x, (1,) + shape + (1,))
     if n == 3 and len(shape) == 2:
@@ -394,7 +394,8 @@ def repeat(a, repeats, axis=None, *, total_repeat_length=None):
 
     ``repeats`` is an int or an array of ints with one entry per element along
     ``axis``.  Array repeats must be concrete (they decide the output shape),
-    unless ``total_repeat_length`` gives the output length.
+    unless ``total_repeat_length`` gives the output length: then extra
+    elements are cut off, and missing ones repeat the last element (as in JAX).
 
     >>> import functad.numpy as fnp
     >>> fnp.repeat(fnp.array([1.0, 2.0]), [1, 2])
@@ -412,7 +413,7 @@ def repeat(a, repeats, axis=None, *, total_repeat_length=None):
         if r < 0:
             raise ValueError(f"repeat: negative repeats {r}")
         if r == 1:
-            return x
+            return ls._unchanged(x)
         x = ls.broadcast_to(ls.reshape(x, shape[:ax + 1] + (1,) + shape[ax + 1:]),
                             shape[:ax + 1] + (r,) + shape[ax + 1:])
         return ls.reshape(x, shape[:ax] + (shape[ax] * r,) + shape[ax + 1:])
@@ -454,10 +455,12 @@ def _repeat_traced(x, repeats, ax, length):
     output position is the number of cumulative repeat boundaries it passed."""
     from functad.numpy._indexing import take
     from functad.numpy._sorting import searchsorted
-    from functad.numpy import cumsum
+    from functad.numpy import cumsum, minimum, subtract
     n = core.aval_of(x).shape[ax]
     ends = cumsum(ls.broadcast_to(repeats, (n,)))
-    idx = searchsorted(ends, np.arange(length), side="right")
+    # positions past the total repeat the last element that was repeated
+    pos = minimum(np.arange(length), subtract(ends[n - 1], 1)) if n else np.arange(length)
+    idx = searchsorted(ends, pos, side="right")
     return take(x, idx, axis=ax, mode="clip")
 
 
@@ -548,7 +551,7 @@ def roll(a, shift, axis=None):
         if s:
             x = ls.concatenate([ls.slice_in_dim(x, n - s, n, 1, ax),
                                 ls.slice_in_dim(x, 0, n - s, 1, ax)], ax)
-    return x
+    return ls._unchanged(x)
 
 
 def swapaxes(a, axis1, axis2):
@@ -620,7 +623,7 @@ def rot90(m, k=1, axes=(0, 1)):
         raise ValueError(f"rot90: axes must be different, got {axes!r}")
     k = operator.index(k) % 4
     if k == 0:
-        return x
+        return ls._unchanged(x)
     if k == 2:
         return ls.rev(x, (a0, a1))
     perm = list(range(nd))
@@ -718,7 +721,7 @@ def pad(array, pad_width, mode="constant", **kwargs):
                 cfg = [(0, 0, 0)] * nd
                 cfg[ax] = (w, 0, 0) if side == 0 else (0, w, 0)
                 x = ls.pad(x, _pad_value(v, aval.dtype), cfg)
-    return x
+    return ls._unchanged(x)
 
 
 def _pad_value(v, dtype):
