@@ -422,3 +422,23 @@ def test_convert_element_type_grads(src, dst):
                 atol=1e-2, rtol=1e-2)
     closed = fd.make_jaxpr(fd.grad(lambda a: fnp.sum(ew.convert_element_type(a, dst))))(x)
     assert core.check_jaxpr(closed.jaxpr)
+
+
+# --------------------------------------------------------------------------
+# Edge cases of individual rules
+# --------------------------------------------------------------------------
+
+def test_pow_derivatives_at_zero():
+    assert fd.grad(lambda x: x ** 2.0)(0.0) == 0.0
+    assert fd.grad(lambda x: x ** 1.0)(0.0) == 1.0
+    assert fd.grad(lambda y: 0.0 ** y)(2.0) == 0.0        # d/dy 0**y, y > 0
+    assert fd.grad(fd.grad(lambda x: x ** 2.0))(0.0) == 2.0
+
+
+@pytest.mark.xfail(strict=True, reason="bug: pow's d/dx rule y * x**(y-1) gives 0 * inf = nan "
+                   "at x = 0, y = 0 (so any polynomial sum(c_k x**k) has a nan gradient at 0)")
+def test_pow_zero_exponent_derivative_at_zero():
+    assert fd.grad(lambda x: x ** 0.0)(0.0) == 0.0
+    poly = lambda x: sum(c * x ** k for k, c in enumerate([1.0, 2.0, 3.0]))   # noqa: E731
+    assert fd.grad(poly)(0.0) == 2.0
+    assert fd.grad(fd.grad(lambda x: x ** 1.0))(0.0) == 0.0
