@@ -253,7 +253,7 @@ def test_logsumexp_weights_check_grads(data):
     b = data.draw(float_arrays(st.just(x.shape[-1:]), 0.5, 2.0))
     ref = special.logsumexp(x, axis=-1, b=b)
     out = nn.logsumexp(fnp.asarray(x), axis=-1, b=fnp.asarray(b))
-    np.testing.assert_allclose(_np(out), ref, rtol=1e-12)
+    np.testing.assert_allclose(_np(out), ref, rtol=1e-12, atol=1e-14)
     check_grads(lambda v, w: nn.logsumexp(v, axis=-1, b=w), (fnp.asarray(x), fnp.asarray(b)),
                 order=2)
 
