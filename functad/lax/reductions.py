@@ -9,7 +9,8 @@ Two tables define the families:
   one non-negative ``axis``, optionally ``reverse``.
 
 plus ``argmax``/``argmin`` (int64, first occurrence, NaN wins as in NumPy)
-and the linear helper ``shift`` (move values along an axis, filling zeros).
+and the helper ``shift`` (move values along an axis, filling zeros; built
+from ``lax.slice`` and ``lax.pad``).
 Derivative rules sit right after each family:
 
 * ``reduce_max``/``reduce_min``: the tangent of the extremum; when several
@@ -88,13 +89,8 @@ def _same_dtype(dtype):
     return dtype
 
 
-def _bool_only(name):
-    def rule(dtype):
-        if dtype != np.bool_:
-            raise TypeError(f"{name} needs a boolean operand, got {dtype.name}; compare with "
-                            "zero first (functad.numpy.all/any do this for you)")
-        return dtype
-    return rule
+def _bool_dtype(dtype):
+    return np.dtype(np.bool_)
 
 
 def _normalize(axes):
@@ -102,38 +98,8 @@ def _normalize(axes):
 
 
 # --------------------------------------------------------------------------
-# shift: a linear helper primitive, a zero-filled window along one axis
+# A zero-filled shift along one axis, from lax.slice and lax.pad (both linear)
 # --------------------------------------------------------------------------
-
-shift_p = Primitive("shift")
-
-
-def _shift_impl(x, axis, offset, size):
-    x = np.asarray(x)
-    n = x.shape[axis]
-    out_shape = x.shape[:axis] + (size,) + x.shape[axis + 1:]
-    out = np.zeros(out_shape, x.dtype)
-    lo, hi = max(0, offset), min(size, n + offset)
-    if lo < hi:
-        dst = [slice(None)] * x.ndim
-        src = [slice(None)] * x.ndim
-        dst[axis], src[axis] = slice(lo, hi), slice(lo - offset, hi - offset)
-        out[tuple(dst)] = x[tuple(src)]
-    return out
-
-
-def _shift_abstract_eval(a, axis, offset, size):
-    _check_axis(a, axis, "shift")
-    if size < 0:
-        raise ValueError(f"shift: the output size must be non-negative, got {size}")
-    return core._cached_aval(a.shape[:axis] + (size,) + a.shape[axis + 1:], a.dtype, a.weak_type)
-
-
-shift_p.impl = _shift_impl
-shift_p.abstract_eval = _shift_abstract_eval
-deflinear(shift_p, lambda ct, x, axis, offset, size: [
-    shift_p.bind(ct, axis=axis, offset=-offset, size=x.aval.shape[axis])])
-
 
 def shift(x, axis, offset, size=None):
     """A zero-filled window of ``x`` along ``axis``, moved by ``offset`` places.
@@ -141,8 +107,8 @@ def shift(x, axis, offset, size=None):
     ``out[..., i, ...] = x[..., i - offset, ...]`` for ``0 <= i < size`` where
     that index of ``x`` exists, else 0; ``size`` defaults to the length of the
     axis (a plain shift).  With ``size = n + k`` and ``offset = k`` it pads
-    ``k`` zeros in front; with ``offset < 0`` and a smaller size it slices.
-    Linear; its transpose is the window moved back by ``-offset``.
+    ``k`` zeros in front.  Built from ``slice`` and ``pad``, so it is linear
+    and differentiable.
 
     >>> import functad.numpy as fnp
     >>> shift(fnp.array([1.0, 2.0, 3.0]), axis=0, offset=1)
@@ -150,12 +116,16 @@ def shift(x, axis, offset, size=None):
     >>> shift(fnp.array([1.0, 2.0, 3.0]), axis=0, offset=1, size=4)
     Array([0., 1., 2., 3.])
     """
-    n = core.aval_of(x).shape[axis]
+    from functad.lax.shapes import pad, slice_in_dim
+    aval = core.aval_of(x)
+    n = aval.shape[axis]
     size = n if size is None else int(size)
-    offset = int(offset)
-    if offset == 0 and size == n:
-        return x
-    return shift_p.bind(x, axis=int(axis), offset=offset, size=size)
+    lo = min(max(0, -offset), n)          # the part of x that is kept
+    hi = max(lo, min(n, size - offset))
+    low = min(lo + offset, size) if hi > lo else size
+    config = [(0, 0, 0)] * aval.ndim
+    config[axis] = (low, size - low - (hi - lo), 0)
+    return pad(slice_in_dim(x, lo, hi, axis=axis), 0, config)
 
 
 def _linear_scan(a, bs, axis, reverse):
@@ -230,21 +200,21 @@ def _make_reduction(name, impl, dtype_rule, identity):
     def fn(x, axes):
         return bind(x, axes=_normalize(axes))
     fn.__name__ = fn.__qualname__ = name
-    fn.__doc__ = (f"``{name}`` of ``x`` over the static tuple of non-negative ``axes`` "
-                  f"(NumPy's ``{impl.__name__}``).\n")
+    fn.__doc__ = f"``{name}`` of ``x`` over the static tuple of non-negative ``axes``.\n"
     globals()[name] = fn
     globals()[name + "_p"] = prim
     return prim
 
 
 REDUCTIONS = [
-    # name, NumPy implementation, output dtype rule, identity (None: empty is an error)
-    ("reduce_sum", np.sum, sum_dtype, 0),
-    ("reduce_prod", np.prod, sum_dtype, 1),
-    ("reduce_max", np.max, _same_dtype, None),
-    ("reduce_min", np.min, _same_dtype, None),
-    ("reduce_and", np.all, _bool_only("reduce_and"), True),
-    ("reduce_or", np.any, _bool_only("reduce_or"), False),
+    # name, NumPy implementation (a ufunc's reduce), output dtype rule,
+    # identity (None: an empty reduction is an error)
+    ("reduce_sum", np.add.reduce, sum_dtype, 0),
+    ("reduce_prod", np.multiply.reduce, sum_dtype, 1),
+    ("reduce_max", np.maximum.reduce, _same_dtype, None),
+    ("reduce_min", np.minimum.reduce, _same_dtype, None),
+    ("reduce_and", np.logical_and.reduce, _bool_dtype, True),    # any dtype: nonzero is true
+    ("reduce_or", np.logical_or.reduce, _bool_dtype, False),
 ]
 
 for _row in REDUCTIONS:
