@@ -94,7 +94,7 @@ class _Node:
         self.is_namedtuple = is_namedtuple
         # flatten(x) -> (iterable of children, hashable aux)
         self.flatten = flatten
-        # unflatten(aux, list of children) -> x
+        # unflatten(aux, tuple of children) -> x
         self.unflatten = unflatten
         # flatten_with_keys(x) -> (iterable of (key, child), aux)
         self.flatten_with_keys = flatten_with_keys
@@ -151,10 +151,9 @@ def _register(node):
     if t in _REGISTRY:
         raise ValueError(f"Duplicate pytree node registration: {t!r} is already registered.")
     _REGISTRY[t] = node
-    # Drop cached classifications: the type may have been seen as a leaf
-    # (or as a namedtuple) before it was registered.
-    _TABLE.clear()
-    _TABLE.update(_REGISTRY)
+    # Overwrite any cached classification: the type may have been seen as a
+    # leaf (or as a namedtuple) before it was registered.
+    _TABLE[t] = node
 
 
 # -- built-in node handlers --------------------------------------------------
@@ -512,6 +511,8 @@ def _flatten_node(x, h, append, table=_TABLE, classify=_classify):
             if hc is None:
                 append(c)
                 push(None)
+            elif hc is _NONE_NODE:
+                push(_NONE_STRUCT)
             else:
                 push(_flatten_node(c, hc, append))
         return (dict, tuple(keys), tuple(subs))
@@ -530,6 +531,8 @@ def _flatten_node(x, h, append, table=_TABLE, classify=_classify):
         if hc is None:
             append(c)
             push(None)
+        elif hc is _NONE_NODE:
+            push(_NONE_STRUCT)
         else:
             push(_flatten_node(c, hc, append))
     return (h.type, aux, tuple(subs))
@@ -724,6 +727,8 @@ def _unflatten(struct, nxt, table=_TABLE):
     for s in subs:
         if s is None:
             push(nxt())
+        elif s is _NONE_STRUCT:
+            push(None)
         else:
             push(_unflatten(s, nxt))
     if t is tuple:
@@ -1508,7 +1513,8 @@ def register_pytree_node(nodetype, flatten_func, unflatten_func, flatten_with_ke
         iterable of subtrees, ``aux_data`` is hashable metadata kept in the
         treedef (it takes part in treedef equality and hashing).
     unflatten_func : callable
-        ``unflatten_func(aux_data, children) -> x``.
+        ``unflatten_func(aux_data, children) -> x``; ``children`` is a
+        tuple.
     flatten_with_keys_func : callable, optional
         ``flatten_with_keys_func(x) -> (((key, child), ...), aux_data)``,
         giving key path entries for :func:`tree_flatten_with_path`.  Without
