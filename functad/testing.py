@@ -344,9 +344,10 @@ def mutually_broadcastable_shapes(num_shapes, base_shape=(), min_dims=0, max_dim
 def _inward(bound, dtype, up):
     """``bound`` rounded to ``dtype`` without leaving the requested interval."""
     v = dtype.type(bound)
-    if up and v < bound:
+    # compare as Python floats: under NEP 50, ``v < bound`` would round ``bound`` to ``dtype``
+    if up and float(v) < bound:
         v = np.nextafter(v, dtype.type(np.inf))
-    elif not up and v > bound:
+    elif not up and float(v) > bound:
         v = np.nextafter(v, dtype.type(-np.inf))
     return float(v)
 
