@@ -653,6 +653,56 @@ def test_custom_vjp_nondiff_argnums_and_pytrees():
     assert g == (3.0, 1.0)
 
 
+def _closes_over_custom_jvp(y):
+    @fd.custom_jvp
+    def g(x):
+        return x * y
+
+    @g.defjvp
+    def g_jvp(primals, tangents):
+        return g(primals[0]), tangents[0] * y
+    return g(2.0)
+
+
+def _closes_over_custom_vjp(y):
+    @fd.custom_vjp
+    def g(x):
+        return x * y
+    g.defvjp(lambda x: (g(x), None), lambda _, ct: (ct * y,))
+    return g(2.0)
+
+
+@pytest.mark.xfail(strict=True, reason="bug: a custom_jvp function closing over a traced value "
+                   "(differentiated from outside) recurses forever: the closed-over tracer reaches "
+                   "the eval interpreter, whose np.multiply dispatches back to functad")
+def test_custom_jvp_closing_over_a_tracer():
+    assert fd.grad(_closes_over_custom_jvp)(3.0) == 2.0
+
+
+@pytest.mark.xfail(strict=True, reason="bug: a custom_vjp function closing over a traced value "
+                   "recurses forever (RecursionError) instead of working or raising a clear error")
+def test_custom_vjp_closing_over_a_tracer():
+    try:
+        value = fd.grad(_closes_over_custom_vjp)(3.0)
+    except RecursionError:
+        pytest.fail("RecursionError")
+    except (TypeError, fd.UnexpectedTracerError) as e:     # a clear refusal is acceptable
+        assert "custom_vjp" in str(e)
+    else:
+        assert value == 2.0
+
+
+@pytest.mark.xfail(strict=True, reason="bug: a custom_jvp rule whose tangent has the wrong shape "
+                   "is accepted silently (jvp returns it; grad returns a wrong 0.0)")
+def test_custom_jvp_rule_with_wrong_tangent_shape_is_rejected():
+    @fd.custom_jvp
+    def f(x):
+        return x * 2.0
+    f.defjvp(lambda p, t: (f(p[0]), fnp.ones(3)))
+    with pytest.raises(TypeError, match="shape"):
+        fd.jvp(f, (1.0,), (1.0,))
+
+
 def test_jvp_of_custom_vjp_raises_a_clear_type_error():
     with pytest.raises(TypeError, match=r"can't apply forward-mode autodiff \(jvp\) to a "
                                         r"custom_vjp function.*_sin_vjp"):
