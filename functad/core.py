@@ -753,15 +753,15 @@ def pp_jaxpr(jaxpr: Jaxpr, indent=0, names=None) -> str:
 # --------------------------------------------------------------------------
 
 class StagingTracer(Tracer):
-    __slots__ = ("var",)
+    __slots__ = ("ir_var",)
 
     def __init__(self, trace, var):
         self._trace = trace
-        self.var = var
+        self.ir_var = var
 
     @property
     def aval(self):
-        return self.var.aval
+        return self.ir_var.aval
 
 
 _SCALAR_LITERAL_TYPES = (bool, int, float, complex, np.bool_, np.number)
@@ -791,7 +791,7 @@ class StagingInterpreter(Interpreter):
 
     def to_atom(self, x):
         if type(x) is StagingTracer and x._trace is self:
-            return x.var
+            return x.ir_var
         if isinstance(x, Tracer):
             x._check_alive()
         elif isinstance(x, _SCALAR_LITERAL_TYPES):
@@ -837,7 +837,7 @@ class StagingInterpreter(Interpreter):
         ``outs`` may contain own tracers, constants, or ``None`` (which the
         caller handles); constants become constvars.
         """
-        invars = [t.var for t in in_tracers]
+        invars = [t.ir_var for t in in_tracers]
         outvars = [self.to_atom(o) for o in outs]
         constvars = [v for v, _ in self.const_values]
         consts = [x for _, x in self.const_values]
