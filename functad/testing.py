@@ -123,7 +123,7 @@ def _fmt(x, limit=6):
     return f"{body}{more}" if x.ndim else str(x.item() if x.size == 1 else x)
 
 
-def _check_close(got, expected, atol, rtol, what):
+def _check_close(got, expected, atol, rtol, what, labels=("functad", "finite differences")):
     """Raise an AssertionError naming ``what`` if two pytrees differ."""
     gs, gtree = tu.tree_flatten(got)
     es, etree = tu.tree_flatten(expected)
@@ -143,7 +143,7 @@ def _check_close(got, expected, atol, rtol, what):
             raise AssertionError(
                 f"{what}: leaf {i} differs: max abs error {worst:.3g} (relative {rel:.3g}) "
                 f"at flat index {bad}, with atol={atol:g}, rtol={rtol:g}\n"
-                f"  functad:            {_fmt(a)}\n  finite differences: {_fmt(b)}")
+                f"  {labels[0] + ':':<20}{_fmt(a)}\n  {labels[1] + ':':<20}{_fmt(b)}")
 
 
 def _check_types(outs, refs, what, kind):
@@ -186,6 +186,8 @@ def check_jvp(f, args, eps=None, atol=None, rtol=None, rng=None, *, _what=None):
     what = _what or f"check_jvp of {_fname(f)} (eps={eps:g})"
     tangents = tu.tree_map(lambda x: _rand_like(rng, x), args)
     out, t_out = jvp(f, args, tangents)
+    _check_close(out, f(*args), atol, rtol, f"{what}: the primal output of jvp against f(*args)",
+                 ("jvp", "f(*args)"))
     _check_types(t_out, out, what, "tangent")
     t_num = numerical_jvp(f, args, tangents, eps)
     _check_close(t_out, t_num, atol, rtol, what)

@@ -150,6 +150,19 @@ def test_default_tolerances_by_dtype():
         check_grads(_sin_custom_jvp(scale=1.05), (X.astype(np.float32),), order=1)
 
 
+def test_wrong_primal_output_of_a_rule_is_caught():
+    @fd.custom_jvp
+    def f(x):
+        return fnp.sin(x)
+
+    @f.defjvp
+    def f_jvp(primals, tangents):
+        (x,), (t,) = primals, tangents
+        return fnp.sin(x) + 1.0, fnp.cos(x) * t
+    with pytest.raises(AssertionError, match="primal output"):
+        check_grads(f, (X,), order=1, modes=("fwd",))
+
+
 def test_wrong_tangent_dtype_is_caught():
     @fd.custom_jvp
     def f(x):
