@@ -280,8 +280,10 @@ def _scatter_impl(x, values, *arrays, indexer, mode, oob):
     else:
         # broadcast explicitly: NumPy 2.4's ufunc.at mis-broadcasts values against
         # multi-dimensional index arrays (it reads garbage)
-        g = gather_shape(indexer, x.shape, [np.shape(a) for a in arrays])
-        _UFUNC[mode].at(out, idx, np.broadcast_to(values, g))
+        if np.ndim(values):
+            values = np.broadcast_to(values, gather_shape(indexer, x.shape,
+                                                          [np.shape(a) for a in arrays]))
+        _UFUNC[mode].at(out, idx, values)
     if extend:
         out = out[tuple(slice(0, n) for n in x.shape)]
     return out

@@ -250,11 +250,12 @@ def _scatter(x, idx, values, mode):
     if m is None:
         raise ValueError(f".at[]: unknown update mode {mode!r}; use one of "
                          "set, add, mul, min, max")
+    if isinstance(x, np.ndarray) and not isinstance(values, Tracer) and not _has_tracer(idx):
+        out = _scatter_numpy(x, idx, values, m)
+        if out is not None:
+            return out
     x = _arr(x)
     xa = core.aval_of(x)
-    if isinstance(idx, list) and any(isinstance(v, (list, tuple, slice)) for v in idx):
-        raise IndexError(".at[]: a list index containing lists or slices is ambiguous; use a "
-                         "tuple for multidimensional indexing")
     indexer, arrays = _normalize_index(idx, xa.shape, f".at[].{mode}")
     if isinstance(values, Tracer):
         if values.aval.dtype != xa.dtype:
@@ -275,6 +276,27 @@ def _scatter(x, idx, values, mode):
     return li.scatter_p.bind(x, values, *arrays, indexer=indexer, mode=m, oob="drop")
 
 
+def _scatter_numpy(x, idx, values, mode):
+    """Eager ``.at[]`` update with NumPy (``None`` if NumPy objects: the primitive's
+    path then raises its own error)."""
+    try:
+        out = np.array(x, copy=True)
+        if not isinstance(idx, tuple) and type(idx) is not int and type(idx) is not slice:
+            idx = np.asarray(idx) if isinstance(idx, list) else idx
+        v = np.asarray(values)
+        if v.dtype != out.dtype:
+            v = v.astype(out.dtype)
+        if mode == "set":
+            out[idx] = v
+        else:   # broadcast first: NumPy 2.4's ufunc.at mis-broadcasts values
+            li._UFUNC[mode].at(out, idx, np.broadcast_to(v, out[idx].shape) if v.ndim else v)
+    except IndexError:
+        raise
+    except Exception:  # noqa: BLE001 - the slow path raises a clearer error
+        return None
+    return _wrap(out)
+
+
 # --------------------------------------------------------------------------
 # Public functions
 # --------------------------------------------------------------------------
@@ -282,6 +304,9 @@ def _scatter(x, idx, values, mode):
 def _axis(axis, ndim, name):
     from functad.numpy._shapes import _axis as ax
     return ax(axis, ndim, name)
+
+
+_NP_TAKE = {None: "raise", "raise": "raise", "clip": "clip", "wrap": "wrap"}
 
 
 def take(a, indices, axis=None, mode=None, fill_value=None):
@@ -300,6 +325,11 @@ def take(a, indices, axis=None, mode=None, fill_value=None):
     """
     if fill_value is not None:
         raise NotImplementedError("take: fill_value is not supported; use mode='clip'")
+    if isinstance(a, np.ndarray) and not isinstance(indices, Tracer) and mode in _NP_TAKE:
+        try:
+            return _wrap(np.take(a, indices, axis=axis, mode=_NP_TAKE[mode]))
+        except (TypeError, ValueError):
+            pass      # the path below raises an error naming take
     x = _arr(a)
     if axis is None:
         from functad.numpy._shapes import ravel
@@ -340,6 +370,11 @@ def take_along_axis(arr, indices, axis=-1, mode=None):
     >>> fnp.take_along_axis(x, fnp.argsort(x, axis=1), axis=1)
     Array([[1., 2., 3.]])
     """
+    if isinstance(arr, np.ndarray) and isinstance(indices, np.ndarray) and mode is None:
+        try:
+            return _wrap(np.take_along_axis(arr, indices, axis))
+        except (TypeError, ValueError):
+            pass      # the path below raises an error naming take_along_axis
     x = _arr(arr)
     if axis is None:
         from functad.numpy._shapes import ravel

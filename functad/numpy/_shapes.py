@@ -149,11 +149,28 @@ def _cast_all(xs, dtype):
     return [x if a.dtype == dtype else convert_element_type(x, dtype) for x, a in zip(xs, avals)]
 
 
-def _all_concrete(xs):
+def _ndarrays(xs):
+    """True if every element is a NumPy array (or functad Array): then NumPy's
+    own function gives our result (Python scalars are excluded: they are weak
+    for us, not for NumPy)."""
+    if type(xs) is not list and type(xs) is not tuple:
+        return False
     for x in xs:
-        if isinstance(x, Tracer):
+        if not isinstance(x, np.ndarray):
             return False
     return True
+
+
+def _numpy(fn, *args, **kwargs):
+    """Eager fast path: NumPy's result as functad values, or ``None`` if NumPy
+    raised (our own path then raises an error that names our function)."""
+    try:
+        out = fn(*args, **kwargs)
+    except Exception:  # noqa: BLE001 - re-raised by the slow path with our message
+        return None
+    if type(out) is list or type(out) is tuple:
+        return type(out)(core._wrap(o) for o in out)
+    return core._wrap(out)
 
 
 # --------------------------------------------------------------------------
@@ -169,6 +186,10 @@ def concatenate(arrays, axis=0, dtype=None):
     >>> fnp.concatenate([fnp.ones((1, 2)), fnp.zeros((2, 2))]).shape
     (3, 2)
     """
+    if _ndarrays(arrays):
+        out = _numpy(np.concatenate, arrays, axis=axis, dtype=dtype)
+        if out is not None:
+            return out
     xs = _seq(arrays, "concatenate")
     if axis is None:
         xs = [ravel(x) for x in xs]
@@ -196,6 +217,10 @@ def stack(arrays, axis=0, dtype=None):
     >>> fnp.stack([fnp.ones(3), fnp.zeros(3)], axis=-1).shape
     (3, 2)
     """
+    if _ndarrays(arrays):
+        out = _numpy(np.stack, arrays, axis=axis, dtype=dtype)
+        if out is not None:
+            return out
     xs = _seq(arrays, "stack")
     shape = core.aval_of(xs[0]).shape
     for x in xs:
@@ -245,6 +270,10 @@ def hstack(tup, dtype=None):
     >>> fnp.hstack([fnp.ones(2), fnp.zeros(1)])
     Array([1., 1., 0.])
     """
+    if _ndarrays(tup):
+        out = _numpy(np.hstack, tup, dtype=dtype)
+        if out is not None:
+            return out
     xs = [_atleast(x, 1) for x in _seq(tup, "hstack")]
     return concatenate(xs, axis=0 if core.aval_of(xs[0]).ndim == 1 else 1, dtype=dtype)
 
@@ -256,6 +285,10 @@ def vstack(tup, dtype=None):
     >>> fnp.vstack([fnp.ones(2), fnp.zeros(2)]).shape
     (2, 2)
     """
+    if _ndarrays(tup):
+        out = _numpy(np.vstack, tup, dtype=dtype)
+        if out is not None:
+            return out
     return concatenate([_atleast(x, 2) for x in _seq(tup, "vstack")], axis=0, dtype=dtype)
 
 
@@ -269,6 +302,10 @@ def dstack(tup, dtype=None):
     >>> fnp.dstack([fnp.ones(2), fnp.zeros(2)]).shape
     (1, 2, 2)
     """
+    if _ndarrays(tup):
+        out = _numpy(np.dstack, tup)
+        if out is not None:
+            return out
     return concatenate([_atleast(x, 3) for x in _seq(tup, "dstack")], axis=2, dtype=dtype)
 
 
@@ -279,6 +316,10 @@ def column_stack(tup):
     >>> fnp.column_stack([fnp.ones(3), fnp.zeros(3)]).shape
     (3, 2)
     """
+    if _ndarrays(tup):
+        out = _numpy(np.column_stack, tup)
+        if out is not None:
+            return out
     cols = []
     for x in _seq(tup, "column_stack"):
         shape = core.aval_of(x).shape
@@ -326,6 +367,10 @@ def split(ary, indices_or_sections, axis=0):
     >>> [p.shape for p in fnp.split(fnp.ones(6), [1, 4])]
     [(1,), (3,), (2,)]
     """
+    if isinstance(ary, np.ndarray):
+        out = _numpy(np.split, ary, indices_or_sections, axis)
+        if out is not None:
+            return out
     x = _arr(ary)
     shape = core.aval_of(x).shape
     ax = _axis(axis, len(shape), "split")
@@ -339,6 +384,10 @@ def array_split(ary, indices_or_sections, axis=0):
     >>> [p.shape for p in fnp.array_split(fnp.ones(5), 2)]
     [(3,), (2,)]
     """
+    if isinstance(ary, np.ndarray):
+        out = _numpy(np.array_split, ary, indices_or_sections, axis)
+        if out is not None:
+            return out
     x = _arr(ary)
     shape = core.aval_of(x).shape
     ax = _axis(axis, len(shape), "array_split")
@@ -373,6 +422,10 @@ def tile(A, reps):
     >>> fnp.tile(fnp.array([1.0, 2.0]), 2)
     Array([1., 2., 1., 2.])
     """
+    if isinstance(A, np.ndarray):
+        out = _numpy(np.tile, A, reps)
+        if out is not None:
+            return out
     x = _arr(A)
     reps = (operator.index(reps),) if not np.ndim(reps) else tuple(operator.index(r) for r in reps)
     if any(r < 0 for r in reps):
@@ -401,6 +454,10 @@ def repeat(a, repeats, axis=None, *, total_repeat_length=None):
     >>> fnp.repeat(fnp.array([1.0, 2.0]), [1, 2])
     Array([1., 2., 2.])
     """
+    if isinstance(a, np.ndarray) and total_repeat_length is None and not isinstance(repeats, Tracer):
+        out = _numpy(np.repeat, a, repeats, axis)
+        if out is not None:
+            return out
     x = _arr(a)
     if axis is None:
         x = ravel(x)
@@ -475,6 +532,10 @@ def flip(m, axis=None):
     >>> fnp.flip(fnp.array([1.0, 2.0, 3.0]))
     Array([3., 2., 1.])
     """
+    if isinstance(m, np.ndarray):
+        out = _numpy(np.flip, m, axis)
+        if out is not None:
+            return out
     x = _arr(m)
     nd = core.aval_of(x).ndim
     axes = tuple(range(nd)) if axis is None else _axes(axis, nd, "flip")
@@ -489,6 +550,10 @@ def fliplr(m):
     Array([[0., 1.],
            [1., 0.]])
     """
+    if isinstance(m, np.ndarray):
+        out = _numpy(np.fliplr, m)
+        if out is not None:
+            return out
     x = _arr(m)
     if core.aval_of(x).ndim < 2:
         raise ValueError(f"fliplr: input must be >= 2-d, got shape {core.aval_of(x).shape}")
@@ -502,6 +567,10 @@ def flipud(m):
     >>> fnp.flipud(fnp.array([1.0, 2.0]))
     Array([2., 1.])
     """
+    if isinstance(m, np.ndarray):
+        out = _numpy(np.flipud, m)
+        if out is not None:
+            return out
     x = _arr(m)
     if core.aval_of(x).ndim < 1:
         raise ValueError("flipud: input must be >= 1-d, got a 0-d array")
@@ -516,6 +585,10 @@ def roll(a, shift, axis=None):
     >>> fnp.roll(fnp.array([1.0, 2.0, 3.0]), 1)
     Array([3., 1., 2.])
     """
+    if isinstance(a, np.ndarray) and not isinstance(shift, Tracer):
+        out = _numpy(np.roll, a, shift, axis)
+        if out is not None:
+            return out
     x = _arr(a)
     if axis is None:
         shape = core.aval_of(x).shape
@@ -561,6 +634,10 @@ def swapaxes(a, axis1, axis2):
     >>> fnp.swapaxes(fnp.ones((2, 3)), 0, 1).shape
     (3, 2)
     """
+    if isinstance(a, np.ndarray):
+        out = _numpy(np.swapaxes, a, axis1, axis2)
+        if out is not None:
+            return out
     x = _arr(a)
     nd = core.aval_of(x).ndim
     i, j = _axis(axis1, nd, "swapaxes"), _axis(axis2, nd, "swapaxes")
@@ -576,6 +653,10 @@ def moveaxis(a, source, destination):
     >>> fnp.moveaxis(fnp.ones((2, 3, 4)), 0, -1).shape
     (3, 4, 2)
     """
+    if isinstance(a, np.ndarray):
+        out = _numpy(np.moveaxis, a, source, destination)
+        if out is not None:
+            return out
     x = _arr(a)
     nd = core.aval_of(x).ndim
     src = _axes(source, nd, "moveaxis")
@@ -612,6 +693,10 @@ def rot90(m, k=1, axes=(0, 1)):
     Array([[2., 4.],
            [1., 3.]])
     """
+    if isinstance(m, np.ndarray):
+        out = _numpy(np.rot90, m, k, axes)
+        if out is not None:
+            return out
     x = _arr(m)
     nd = core.aval_of(x).ndim
     if len(axes) != 2:
@@ -644,6 +729,10 @@ def broadcast_arrays(*args):
     >>> [a.shape for a in fnp.broadcast_arrays(fnp.ones(3), fnp.ones((2, 1)))]
     [(2, 3), (2, 3)]
     """
+    if _ndarrays(args):
+        out = _numpy(np.broadcast_arrays, *args)
+        if out is not None:
+            return out
     xs = [_arr(a) for a in args]
     shape = broadcast_shapes(*(core.aval_of(x).shape for x in xs))
     return tuple(ls.broadcast_to(x, shape) for x in xs)

@@ -46,6 +46,8 @@ def sort(a, axis=-1, kind=None, order=None, *, stable=True, descending=False):
            [3., 2.]])
     """
     _check_kind(kind, order, "sort")
+    if isinstance(a, np.ndarray) and not descending and (axis is None or -a.ndim <= axis < a.ndim):
+        return _wrap(np.sort(a, axis=axis, kind="stable"))
     x, ax = _prep(a, axis, "sort")
     out = lsort.sort(x, ax)
     return ls.rev(out, (ax,)) if descending else out
@@ -60,6 +62,8 @@ def argsort(a, axis=-1, kind=None, order=None, *, stable=True, descending=False)
     Array([1, 2, 0])
     """
     _check_kind(kind, order, "argsort")
+    if isinstance(a, np.ndarray) and not descending and (axis is None or -a.ndim <= axis < a.ndim):
+        return _wrap(np.argsort(a, axis=axis, kind="stable"))
     x, ax = _prep(a, axis, "argsort")
     shape = core.aval_of(x).shape
     iota = lsort._iota_along(shape, ax)
