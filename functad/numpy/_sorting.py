@@ -109,8 +109,8 @@ def searchsorted(a, v, side="left", sorter=None, *, method=None):
     it sorted (``int64``; not differentiable).
 
     >>> import functad.numpy as fnp
-    >>> fnp.searchsorted(fnp.array([1.0, 2.0, 3.0]), 2.0, side="right")
-    Array(2)
+    >>> fnp.searchsorted(fnp.array([1.0, 2.0, 3.0]), fnp.array([2.0, 0.5]), side="right")
+    Array([2, 0])
     """
     x = _arr(a)
     if sorter is not None:
