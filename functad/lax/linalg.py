@@ -33,7 +33,8 @@ from functad import core
 from functad.core import Primitive
 from functad.ad import deflinear, is_undefined
 
-__all__ = ["dot_general", "diagonal", "embed_diagonal", "matmul", "swap_last"]
+__all__ = ["dot_general", "diagonal", "embed_diagonal", "matmul", "cholesky",
+           "triangular_solve", "solve", "inv", "det", "slogdet", "eigh", "swap_last"]
 
 
 def _ew():
@@ -295,7 +296,8 @@ def _diag_len(n, m, offset):
 
 
 diagonal_p = Primitive("diagonal")
-diagonal_p.impl = lambda x, *, offset, axis1, axis2: np.diagonal(x, offset, axis1, axis2)
+diagonal_p.impl = _checked_impl(diagonal_p, lambda x, *, offset, axis1, axis2: np.diagonal(
+    x, offset, axis1, axis2))
 
 
 def _diagonal_abstract_eval(x, *, offset, axis1, axis2):
@@ -374,7 +376,7 @@ def _embed_diagonal_abstract_eval(v, *, offset, n, m):
     return core._cached_aval(v.shape[:-1] + (n, m), v.dtype, v.weak_type)
 
 
-embed_diagonal_p.impl = _embed_diagonal_impl
+embed_diagonal_p.impl = _checked_impl(embed_diagonal_p, _embed_diagonal_impl)
 embed_diagonal_p.abstract_eval = _embed_diagonal_abstract_eval
 
 
@@ -405,3 +407,433 @@ def embed_diagonal(v, n=None, m=None, offset=0):
     if m is None:
         m = n
     return embed_diagonal_p.bind(v, offset=int(offset), n=int(n), m=int(m))
+
+
+# --------------------------------------------------------------------------
+# Helpers shared by the linear algebra rules
+# --------------------------------------------------------------------------
+
+def _check_square(name, a):
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"{name}: expected a square matrix or a stack of square matrices "
+                         f"(shape (..., n, n)), got shape {a.shape}")
+
+
+def _check_float(name, *avals):
+    for a in avals:
+        if a.dtype.kind not in "f":
+            raise TypeError(f"{name}: expected floating-point arrays, got {a.dtype.name} "
+                            f"(shape {a.shape}); cast with .astype(float) first")
+
+
+@lru_cache(maxsize=256)
+def _tri_mask(n, k, dtype, lower):
+    """Concrete (n, n) array: 1 on and below (lower) / above the k-th diagonal, else 0."""
+    m = np.tri(n, n, k, dtype=bool) if lower else ~np.tri(n, n, k - 1, dtype=bool)
+    out = m.astype(dtype)
+    out.flags.writeable = False
+    return core._wrap(out)
+
+
+def _tri(x, lower, strict=False):
+    """Keep one triangle of (a stack of) square matrices, as a product with a
+    constant 0/1 mask (linear, so fine on tangents)."""
+    a = core.aval_of(x)
+    k = (-1 if lower else 1) if strict else 0
+    return _ew().mul(x, _tri_mask(a.shape[-1], k, a.dtype, lower))
+
+
+def _sym_from_triangle(t, lower):
+    """The symmetric matrix that a function reading only one triangle sees:
+    ``tril(t) + tril(t, -1).T`` (lower) or the same with ``triu``."""
+    return _ew().add(_tri(t, lower), swap_last(_tri(t, lower, strict=True)))
+
+
+def _trace(x):
+    nd = core.aval_of(x).ndim
+    from functad.lax.reductions import reduce_sum
+    d = diagonal_p.bind(x, offset=0, axis1=nd - 2, axis2=nd - 1)
+    return reduce_sum(d, (nd - 2,))
+
+
+def _eye_like(aval):
+    n = aval.shape[-1]
+    return core._wrap(np.broadcast_to(np.eye(n, dtype=aval.dtype), aval.shape))
+
+
+def _float_out(name, *avals):
+    _check_float(name, *avals)
+    dt = np.result_type(*[a.dtype for a in avals])
+    return dt
+
+
+# --------------------------------------------------------------------------
+# cholesky
+# --------------------------------------------------------------------------
+
+cholesky_p = Primitive("cholesky")
+cholesky_p.impl = lambda a: np.linalg.cholesky(a)
+
+
+def _cholesky_abstract_eval(a):
+    _check_square("cholesky", a)
+    _check_float("cholesky", a)
+    return core._cached_aval(a.shape, a.dtype)
+
+
+def _cholesky_jvp(primals, tangents):
+    (a,), (t,) = primals, tangents
+    L = cholesky_p.bind(a)
+    if t is None:
+        return L, None
+    # dA = L dL^T + dL L^T  =>  dL = L Phi(L^-1 dA L^-T), Phi = lower triangle, half diagonal
+    dA = _sym_from_triangle(t, lower=True)
+    tmp = triangular_solve(L, dA, lower=True)                     # L^-1 dA
+    X = triangular_solve(L, swap_last(tmp), lower=True)           # L^-1 dA L^-T
+    av = core.aval_of(a)
+    phi = _phi_mask(av.shape[-1], av.dtype)
+    return L, matmul(L, _ew().mul(X, phi))
+
+
+@lru_cache(maxsize=256)
+def _phi_mask(n, dtype):
+    m = np.tril(np.ones((n, n), dtype), -1) + 0.5 * np.eye(n, dtype=dtype)
+    m.flags.writeable = False
+    return core._wrap(m)
+
+
+cholesky_p.abstract_eval = _cholesky_abstract_eval
+cholesky_p.jvp = _cholesky_jvp
+
+
+def cholesky(a):
+    """Lower Cholesky factor ``L`` of symmetric positive-definite ``a``
+    (``a = L @ L.T``), reading only the lower triangle of ``a``.
+
+    >>> import numpy as np
+    >>> from functad import lax
+    >>> lax.cholesky(np.array([[4.0, 2.0], [2.0, 5.0]]))
+    Array([[2., 0.],
+           [1., 2.]])
+    """
+    return cholesky_p.bind(a)
+
+
+# --------------------------------------------------------------------------
+# triangular_solve
+# --------------------------------------------------------------------------
+
+triangular_solve_p = Primitive("triangular_solve")
+
+
+def _triangular_solve_impl(a, b, *, lower, transpose_a, unit_diagonal):
+    a, b = np.asarray(a), np.asarray(b)
+    dt = np.result_type(a, b)
+    if a.ndim == 2:
+        from scipy.linalg import solve_triangular
+        out = solve_triangular(a, b, trans=1 if transpose_a else 0, lower=lower,
+                               unit_diagonal=unit_diagonal, check_finite=False)
+    else:   # a stack: one vectorized LU solve of the masked triangles
+        n = a.shape[-1]
+        m = np.tril(a) if lower else np.triu(a)
+        if unit_diagonal:
+            m = m.copy()
+            m[..., np.arange(n), np.arange(n)] = 1
+        if transpose_a:
+            m = np.swapaxes(m, -1, -2)
+        out = np.linalg.solve(m, b)
+    return out.astype(dt, copy=False)
+
+
+def _triangular_solve_abstract_eval(a, b, *, lower, transpose_a, unit_diagonal):
+    _check_square("triangular_solve", a)
+    if b.ndim != a.ndim or b.shape[:-2] != a.shape[:-2] or b.shape[-2] != a.shape[-1]:
+        raise ValueError(f"triangular_solve: a of shape {a.shape} needs b of shape "
+                         f"{a.shape[:-1] + ('k',)} (same leading dimensions, b.shape[-2] == "
+                         f"a.shape[-1]), got b of shape {b.shape}")
+    return core._cached_aval(b.shape, _float_out("triangular_solve", a, b))
+
+
+def _op(x, transpose_a):
+    return swap_last(x) if transpose_a else x
+
+
+def _triangular_solve_jvp(primals, tangents, *, lower, transpose_a, unit_diagonal):
+    a, b = primals
+    ta, tb = tangents
+    params = dict(lower=lower, transpose_a=transpose_a, unit_diagonal=unit_diagonal)
+    x = triangular_solve_p.bind(a, b, **params)
+    # op(a) x = b  =>  op(a) dx = db - op(da) x, with da restricted to the triangle read
+    rhs = tb
+    if ta is not None:
+        da = _tri(ta, lower, strict=unit_diagonal)
+        term = matmul(_op(da, transpose_a), x)
+        rhs = _ew().neg(term) if rhs is None else _ew().sub(rhs, term)
+    if rhs is None:
+        return x, None
+    return x, _cast(triangular_solve_p.bind(a, rhs, **params), core.aval_of(x).dtype)
+
+
+def _triangular_solve_transpose(ct, a, b, *, lower, transpose_a, unit_diagonal):
+    if is_undefined(a):
+        raise NotImplementedError("triangular_solve is linear in b only, not in a")
+    out = triangular_solve_p.bind(a, ct, lower=lower, transpose_a=not transpose_a,
+                                  unit_diagonal=unit_diagonal)
+    return [None, _cast(out, b.aval.dtype)]
+
+
+triangular_solve_p.impl = _checked_impl(triangular_solve_p, _triangular_solve_impl)
+triangular_solve_p.abstract_eval = _triangular_solve_abstract_eval
+triangular_solve_p.jvp = _triangular_solve_jvp
+triangular_solve_p.transpose = _triangular_solve_transpose
+triangular_solve_p.linear = True
+
+
+def triangular_solve(a, b, *, left_side=True, lower=True, transpose_a=False,
+                     unit_diagonal=False):
+    """Solve a triangular system, reading only one triangle of ``a``.
+
+    With ``left_side=True`` solves ``op(a) @ x = b`` for ``b`` of shape
+    ``(..., n, k)``; with ``left_side=False`` solves ``x @ op(a) = b`` for ``b``
+    of shape ``(..., k, n)``.  ``op(a)`` is ``a.T`` if ``transpose_a`` else ``a``.
+
+    >>> import numpy as np
+    >>> from functad import lax
+    >>> lax.triangular_solve(np.array([[2.0, 0.0], [1.0, 1.0]]), np.array([[2.0], [3.0]]))
+    Array([[1.],
+           [2.]])
+    """
+    params = dict(lower=bool(lower), unit_diagonal=bool(unit_diagonal))
+    if left_side:
+        return triangular_solve_p.bind(a, b, transpose_a=bool(transpose_a), **params)
+    # x op(a) = b  <=>  op(a)^T x^T = b^T
+    return swap_last(triangular_solve_p.bind(a, swap_last(b), transpose_a=not transpose_a,
+                                             **params))
+
+
+# --------------------------------------------------------------------------
+# solve and inv
+# --------------------------------------------------------------------------
+
+solve_p = Primitive("solve")
+
+
+def _solve_impl(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return np.linalg.solve(a, b).astype(np.result_type(a, b), copy=False)
+
+
+def _solve_abstract_eval(a, b):
+    _check_square("solve", a)
+    if b.ndim != a.ndim or b.shape[:-2] != a.shape[:-2] or b.shape[-2] != a.shape[-1]:
+        raise ValueError(f"solve: a of shape {a.shape} needs b of shape "
+                         f"{a.shape[:-1] + ('k',)} (same leading dimensions, b.shape[-2] == "
+                         f"a.shape[-1]), got b of shape {b.shape}")
+    return core._cached_aval(b.shape, _float_out("solve", a, b))
+
+
+def _solve_jvp(primals, tangents):
+    a, b = primals
+    ta, tb = tangents
+    x = solve_p.bind(a, b)
+    rhs = tb
+    if ta is not None:        # a dx = db - da x
+        term = matmul(ta, x)
+        rhs = _ew().neg(term) if rhs is None else _ew().sub(rhs, term)
+    if rhs is None:
+        return x, None
+    return x, _cast(solve_p.bind(a, rhs), core.aval_of(x).dtype)
+
+
+def _solve_transpose(ct, a, b):
+    if is_undefined(a):
+        raise NotImplementedError("solve is linear in b only, not in a")
+    return [None, _cast(solve_p.bind(swap_last(a), ct), b.aval.dtype)]
+
+
+solve_p.impl = _checked_impl(solve_p, _solve_impl)
+solve_p.abstract_eval = _solve_abstract_eval
+solve_p.jvp = _solve_jvp
+solve_p.transpose = _solve_transpose
+solve_p.linear = True
+
+
+def solve(a, b):
+    """Solve ``a @ x = b`` for square ``a`` of shape ``(..., n, n)`` and ``b`` of
+    shape ``(..., n, k)`` with the same leading dimensions.
+
+    >>> import numpy as np
+    >>> from functad import lax
+    >>> lax.solve(np.array([[2.0, 0.0], [0.0, 4.0]]), np.array([[2.0], [2.0]]))
+    Array([[1. ],
+           [0.5]])
+    """
+    return solve_p.bind(a, b)
+
+
+inv_p = Primitive("inv")
+inv_p.impl = lambda a: np.linalg.inv(a)
+
+
+def _inv_abstract_eval(a):
+    _check_square("inv", a)
+    _check_float("inv", a)
+    return core._cached_aval(a.shape, a.dtype)
+
+
+def _inv_jvp(primals, tangents):
+    (a,), (t,) = primals, tangents
+    ans = inv_p.bind(a)
+    if t is None:
+        return ans, None
+    return ans, _ew().neg(matmul(ans, matmul(t, ans)))      # d(A^-1) = -A^-1 dA A^-1
+
+
+inv_p.abstract_eval = _inv_abstract_eval
+inv_p.jvp = _inv_jvp
+
+
+def inv(a):
+    """Inverse of (a stack of) square matrices.
+
+    >>> import numpy as np
+    >>> from functad import lax
+    >>> lax.inv(np.array([[2.0, 0.0], [0.0, 4.0]]))
+    Array([[0.5 , 0.  ],
+           [0.  , 0.25]])
+    """
+    return inv_p.bind(a)
+
+
+# --------------------------------------------------------------------------
+# det and slogdet
+# --------------------------------------------------------------------------
+
+det_p = Primitive("det")
+det_p.impl = lambda a: np.linalg.det(a)
+
+
+def _det_abstract_eval(a):
+    _check_square("det", a)
+    _check_float("det", a)
+    return core._cached_aval(a.shape[:-2], a.dtype)
+
+
+def _det_jvp(primals, tangents):
+    (a,), (t,) = primals, tangents
+    ans = det_p.bind(a)
+    if t is None:
+        return ans, None
+    # d det(A) = det(A) tr(A^-1 dA)   (A invertible)
+    return ans, _ew().mul(ans, _trace(solve_p.bind(a, t)))
+
+
+det_p.abstract_eval = _det_abstract_eval
+det_p.jvp = _det_jvp
+
+
+def det(a):
+    """Determinant of (a stack of) square matrices.  Its derivative assumes an
+    invertible matrix.
+
+    >>> import numpy as np
+    >>> from functad import lax
+    >>> round(float(lax.det(np.array([[2.0, 1.0], [1.0, 3.0]]))), 12)
+    5.0
+    """
+    return det_p.bind(a)
+
+
+slogdet_p = Primitive("slogdet", multiple_results=True)
+slogdet_p.impl = lambda a: tuple(np.linalg.slogdet(a))
+
+
+def _slogdet_abstract_eval(a):
+    _check_square("slogdet", a)
+    _check_float("slogdet", a)
+    out = core._cached_aval(a.shape[:-2], a.dtype)
+    return [out, out]
+
+
+def _slogdet_jvp(primals, tangents):
+    (a,), (t,) = primals, tangents
+    sign, logdet = slogdet_p.bind(a)
+    if t is None:
+        return [sign, logdet], [None, None]
+    return [sign, logdet], [None, _trace(solve_p.bind(a, t))]   # d log|det A| = tr(A^-1 dA)
+
+
+slogdet_p.abstract_eval = _slogdet_abstract_eval
+slogdet_p.jvp = _slogdet_jvp
+
+
+def slogdet(a):
+    """Sign and natural log of the absolute determinant, ``[sign, logabsdet]``.
+    The sign has a zero derivative.
+
+    >>> import numpy as np
+    >>> from functad import lax
+    >>> [float(v) for v in lax.slogdet(np.array([[-2.0, 0.0], [0.0, 1.0]]))]
+    [-1.0, 0.6931471805599453]
+    """
+    return slogdet_p.bind(a)
+
+
+# --------------------------------------------------------------------------
+# eigh
+# --------------------------------------------------------------------------
+
+eigh_p = Primitive("eigh", multiple_results=True)
+eigh_p.impl = lambda a, *, lower: tuple(np.linalg.eigh(a, UPLO="L" if lower else "U"))
+
+
+def _eigh_abstract_eval(a, *, lower):
+    _check_square("eigh", a)
+    _check_float("eigh", a)
+    return [core._cached_aval(a.shape[:-1], a.dtype), core._cached_aval(a.shape, a.dtype)]
+
+
+@lru_cache(maxsize=256)
+def _eye_bool(n):
+    m = np.eye(n, dtype=bool)
+    m.flags.writeable = False
+    return core._wrap(m)
+
+
+def _eigh_jvp(primals, tangents, *, lower):
+    (a,), (t,) = primals, tangents
+    w, v = eigh_p.bind(a, lower=lower)
+    if t is None:
+        return [w, v], [None, None]
+    ew, sh = _ew(), _shapes()
+    av = core.aval_of(a)
+    n = av.shape[-1]
+    batch = av.shape[:-2]
+    dA = _sym_from_triangle(t, lower)
+    vt_da_v = matmul(swap_last(v), matmul(dA, v))                # V^T dA V
+    dw = diagonal_p.bind(vt_da_v, offset=0, axis1=av.ndim - 2, axis2=av.ndim - 1)
+    # F[i, j] = 1 / (w[j] - w[i]) off the diagonal, 0 on it (distinct eigenvalues)
+    gap = ew.sub(sh.reshape(w, batch + (1, n)), sh.reshape(w, batch + (n, 1)))
+    eye = _eye_bool(n)
+    F = ew.select(eye, 0.0, ew.reciprocal(ew.select(eye, 1.0, gap)))
+    dv = matmul(v, ew.mul(F, vt_da_v))
+    return [w, v], [_cast(dw, av.dtype), _cast(dv, av.dtype)]
+
+
+eigh_p.abstract_eval = _eigh_abstract_eval
+eigh_p.jvp = _eigh_jvp
+
+
+def eigh(a, lower=True):
+    """Eigenvalues (ascending) and eigenvectors (columns) of symmetric ``a``,
+    reading only its lower (or upper) triangle: ``[w, v]``.
+
+    The derivative assumes distinct eigenvalues.
+
+    >>> import numpy as np
+    >>> from functad import lax
+    >>> w, v = lax.eigh(np.array([[2.0, 0.0], [0.0, 1.0]]))
+    >>> w
+    Array([1., 2.])
+    """
+    return eigh_p.bind(a, lower=bool(lower))
