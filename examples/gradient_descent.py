@@ -33,8 +33,8 @@ y = (rng.random(N) < 1.0 / (1.0 + np.exp(-(X @ TRUE_W + TRUE_B)))).astype(np.flo
 
 
 def logits(params, X):
-    # <w, x_i> + b for every row: a broadcast product summed over the features
-    return fnp.sum(X * params["w"], axis=1) + params["b"]
+    # <w, x_i> + b for every row i
+    return X @ params["w"] + params["b"]
 
 
 def loss_fn(params, X, y):

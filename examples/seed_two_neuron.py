@@ -44,10 +44,10 @@ def check_close(what, got, expected, tol=1e-12):
 
 def logit(params, x):
     """<w, h> + b_w for the hidden activations h_j = relu(<theta_j, x> + b_j)."""
-    h1 = nn.relu(fnp.sum(params["theta1"] * x) + params["b1"])
-    h2 = nn.relu(fnp.sum(params["theta2"] * x) + params["b2"])
+    h1 = nn.relu(fnp.dot(params["theta1"], x) + params["b1"])
+    h2 = nn.relu(fnp.dot(params["theta2"], x) + params["b2"])
     h = fnp.stack([h1, h2])
-    return fnp.sum(params["w"] * h) + params["bw"]
+    return fnp.dot(params["w"], h) + params["bw"]
 
 
 def loss_fn(params, x, y):
