@@ -8,8 +8,9 @@ Hypothesis profiles (choose with ``FUNCTAD_HYPOTHESIS_PROFILE``):
   selected automatically when the ``CI`` environment variable is set;
 * ``thorough``: many more examples, for a local soak before a release.
 
-Tests set their own ``max_examples`` where speed matters; a profile's value
-applies to the others.
+Tests set their own ``max_examples`` where speed matters; the others use
+Hypothesis's default (100), or 300 under ``thorough``.  A test's own
+``@settings(max_examples=...)`` wins over the profile.
 """
 
 import os
@@ -25,8 +26,8 @@ except ImportError:     # pragma: no cover - hypothesis is a test dependency
 if settings is not None:
     _common = dict(deadline=None, print_blob=True,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-    settings.register_profile("dev", max_examples=25, **_common)
-    settings.register_profile("ci", max_examples=25, derandomize=True, **_common)
+    settings.register_profile("dev", **_common)
+    settings.register_profile("ci", derandomize=True, **_common)
     settings.register_profile("thorough", max_examples=300, **_common)
     _default = "ci" if os.environ.get("CI") else "dev"
     settings.load_profile(os.environ.get("FUNCTAD_HYPOTHESIS_PROFILE", _default))
