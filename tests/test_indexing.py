@@ -395,7 +395,7 @@ def test_at_errors():
 # The primitives' out-of-bounds modes and their transposes
 # --------------------------------------------------------------------------
 
-@SETTINGS
+@settings(max_examples=10, deadline=None)
 @given(st.data())
 def test_lax_gather_scatter_out_of_bounds_modes_differentiate(data):
     n = data.draw(st.integers(1, 4))

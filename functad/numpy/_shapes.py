@@ -150,13 +150,13 @@ def _cast_all(xs, dtype):
 
 
 def _ndarrays(xs):
-    """True if every element is a NumPy array (or functad Array): then NumPy's
+    """True if every element is a NumPy array or scalar (or functad Array): then NumPy's
     own function gives our result (Python scalars are excluded: they are weak
     for us, not for NumPy)."""
     if type(xs) is not list and type(xs) is not tuple:
         return False
     for x in xs:
-        if not isinstance(x, np.ndarray):
+        if not isinstance(x, (np.ndarray, np.generic)):
             return False
     return True
 
