@@ -404,6 +404,13 @@ def test_pad_traced_constant_values_is_differentiable():
     check_grads(lambda x, c: fnp.pad(x, ((1, 0), (2, 1)), constant_values=c),
                 (x, np.float64(0.5)), order=2)
     assert fd.grad(lambda c: fnp.sum(fnp.pad(x, 1, constant_values=c)))(1.0) == 4 * 5 - 6
+    # per-axis traced values: axis 0 pads 2 + 2 positions, then axis 1 pads 4 + 4 (corners)
+    ga, gb = fd.grad(lambda a, b: fnp.sum(fnp.pad(np.ones((2, 2)), 1,
+                                                  constant_values=((a, b), (b, a)))),
+                     argnums=(0, 1))(1.0, 2.0)
+    assert (ga, gb) == (6.0, 6.0)
+    check_grads(lambda a, b: fnp.pad(x, ((1, 0), (0, 2)), constant_values=((a, b), (b, 1.0))),
+                (np.float64(1.0), np.float64(2.0)), order=2)
 
 
 def test_pad_modes_and_errors():

@@ -749,22 +749,42 @@ def broadcast_shapes(*shapes):
     return tuple(bs(*[(s,) if isinstance(s, (int, np.integer)) else tuple(s) for s in shapes]))
 
 
+def _is_scalar(v):
+    if isinstance(v, Tracer):
+        return v.ndim == 0
+    if isinstance(v, (list, tuple)):
+        return False
+    return np.ndim(v) == 0
+
+
 def _pad_pairs(value, nd, name, what):
-    """NumPy's forms of per-axis pairs: scalar, (v,), (before, after), or ((b, a), ...)."""
-    arr = np.asarray(value, dtype=object) if not isinstance(value, Tracer) else None
-    if arr is None or arr.ndim == 0:
+    """NumPy's forms of per-axis pairs: scalar, (v,), (before, after), or ((b, a), ...).
+    Entries may be traced scalars."""
+    def bad():
+        return ValueError(f"{name}: {what} {value!r} cannot be broadcast to ({nd}, 2) "
+                          f"for an array of {nd} dimensions")
+    if _is_scalar(value):
         return [(value, value)] * nd
-    if arr.ndim == 1:
-        if arr.shape[0] == 1:
-            return [(value[0], value[0])] * nd
-        if arr.shape[0] == 2:
-            return [(value[0], value[1])] * nd
-    if arr.ndim == 2 and arr.shape[1] in (1, 2) and arr.shape[0] in (1, nd):
-        rows = [tuple(r) for r in value]
-        rows = [(r[0], r[-1]) for r in rows]
-        return rows * nd if len(rows) == 1 else rows
-    raise ValueError(f"{name}: {what} {value!r} cannot be broadcast to ({nd}, 2) "
-                     f"for an array of {nd} dimensions")
+    if isinstance(value, Tracer):
+        raise bad()
+    seq = list(value)
+    if all(_is_scalar(v) for v in seq):
+        if len(seq) == 1:
+            return [(seq[0], seq[0])] * nd
+        if len(seq) == 2:
+            return [(seq[0], seq[1])] * nd
+        raise bad()
+    rows = []
+    for r in seq:
+        r = [r] if _is_scalar(r) else list(r)
+        if len(r) not in (1, 2) or not all(_is_scalar(v) for v in r):
+            raise bad()
+        rows.append((r[0], r[-1]))
+    if len(rows) == 1:
+        return rows * nd
+    if len(rows) != nd:
+        raise bad()
+    return rows
 
 
 def pad(array, pad_width, mode="constant", **kwargs):
