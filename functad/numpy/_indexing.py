@@ -202,6 +202,10 @@ def _add_mask(items, mask, fname):
 def _getitem(x, idx):
     """``x[idx]`` with NumPy semantics, differentiable (one ``gather``).
 
+    Out-of-bounds static integers and concrete index arrays raise
+    ``IndexError``; traced index arrays clamp (negative ones wrap once first).
+    Boolean masks must be concrete (else :class:`NonConcreteBooleanIndexError`).
+
     >>> import functad.numpy as fnp
     >>> fnp._getitem(fnp.arange(6.0).reshape(2, 3), (slice(None), [2, 0]))
     Array([[2., 0.],
@@ -240,7 +244,9 @@ def _scatter(x, idx, values, mode):
     """A copy of ``x`` with ``x[idx]`` set to / combined with ``values`` (``mode``
     is ``"set"``, ``"add"``, ``"mul"``, ``"min"`` or ``"max"``); this is what
     ``x.at[idx].set(values)`` and friends call.  Differentiable in ``x`` and
-    ``values``.
+    ``values``.  Repeated indices accumulate (``"set"``: one update wins).
+    Out-of-bounds concrete indices raise ``IndexError``; traced ones are
+    dropped.  ``values`` are cast to ``x``'s dtype.
 
     >>> import functad.numpy as fnp
     >>> fnp._scatter(fnp.zeros(3), [0, 0, 2], 1.0, "add")
