@@ -345,7 +345,10 @@ def _scatter_jvp(primals, tangents, indexer, mode, oob):
                                "set", oob)
             t = ew.select(written, xa.dtype.type(0), tx)
         if tv is not None:
-            if arrays:     # with repeated indices only the update that lands survives
+            unique = not arrays or (
+                not any(isinstance(a, core.Tracer) for a in arrays)
+                and _update_slots(indexer, xa.shape, arrays, oob, g_shape)[3] <= 1)
+            if not unique:     # with repeated indices only the update that lands survives
                 ids = core._wrap(np.arange(int(np.prod(g_shape)), dtype=np.int64).reshape(g_shape))
                 landed = _scatter(broadcast_to(np.int64(-1), xa.shape), ids, arrays, indexer,
                                   "set", oob)
