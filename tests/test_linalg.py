@@ -602,12 +602,65 @@ def test_linalg_errors():
     assert fnp.linalg.det(np.eye(2, dtype=int)).dtype == np.float64
 
 
+def with_singular_values(rng, batch, m, n):
+    """U diag(s) V^T with distinct singular values in [1, 1 + 0.7 k]."""
+    k = min(m, n)
+    s = np.cumsum(rng.uniform(0.5, 0.9, batch + (k,)), axis=-1)[..., ::-1] + 0.5
+    u = orthogonal(rng, batch, m)[..., :, :k]
+    v = orthogonal(rng, batch, n)[..., :, :k]
+    return (u * s[..., None, :]) @ np.swapaxes(v, -1, -2)
+
+
+def svd_fn(a):
+    u, s, vh = fnp.linalg.svd(a, full_matrices=False)
+    return s, u * u, vh * vh, (u * fnp.exp(s)[..., None, :]) @ vh
+
+
+def svd_ref(a):
+    u, s, vh = np.linalg.svd(a, full_matrices=False)
+    return s, u * u, vh * vh, (u * np.exp(s)[..., None, :]) @ vh
+
+
+@SETTINGS
+@given(batches, sizes, sizes, seeds)
+def test_svd(batch, m, n, seed):
+    a = with_singular_values(rng_from(seed), batch, m, n)
+    check_all(svd_fn, svd_ref, (a,))
+    check_all(fnp.linalg.svdvals, np.linalg.svdvals, (a,))
+    if m == n:      # full_matrices=True is differentiable for square matrices
+        check_grads(lambda a: fnp.linalg.svd(a).S, (a,), order=1)
+    elif m > 1 or n > 1:
+        with pytest.raises(NotImplementedError, match="full_matrices=False"):
+            fd.grad(lambda a: fnp.sum(fnp.linalg.svd(a).U))(a)
+    u, s, vh = fnp.linalg.svd(a)
+    k = min(m, n)
+    assert u.shape == batch + (m, m) and vh.shape == batch + (n, n)
+    np.testing.assert_allclose((u[..., :, :k] * s[..., None, :]) @ vh[..., :k, :], a, atol=1e-9)
+
+
+def qr_fn(a):
+    q, r = fnp.linalg.qr(a)
+    return q, r
+
+
+@SETTINGS
+@given(batches, sizes, sizes, seeds)
+def test_qr(batch, m, n, seed):
+    a = with_singular_values(rng_from(seed), batch, m, n)
+    check_all(qr_fn, lambda a: tuple(np.linalg.qr(a)), (a,))
+    check_all(lambda a: fnp.linalg.qr(a, mode="r"), lambda a: np.linalg.qr(a, mode="r"), (a,))
+    q, r = fnp.linalg.qr(a, mode="complete")
+    np.testing.assert_allclose(q @ r, a, atol=1e-10)
+    if m <= n:
+        check_grads(lambda a: tuple(fnp.linalg.qr(a, mode="complete")), (a,), order=1)
+
+
 # --------------------------------------------------------------------------
 # Norms
 # --------------------------------------------------------------------------
 
 VECTOR_ORDS = [None, 1, 2, np.inf, -np.inf, 3, 1.5]
-MATRIX_ORDS = [None, "fro", 1, -1, np.inf, -np.inf]
+MATRIX_ORDS = [None, "fro", 1, -1, np.inf, -np.inf, 2, -2, "nuc"]
 
 
 @SETTINGS
@@ -647,8 +700,8 @@ def test_norm_whole_array_and_errors():
         fnp.linalg.norm(x, 1)
     with pytest.raises(ValueError, match="invalid norm order 'fro' for vectors"):
         fnp.linalg.norm(x[0, 0], "fro")
-    with pytest.raises(NotImplementedError, match="nuc"):
-        fnp.linalg.norm(x[0], "nuc")
+    with pytest.raises(ValueError, match="invalid norm order 3 for matrices"):
+        fnp.linalg.norm(x[0], 3)
 
 
 @pytest.mark.parametrize("f", [
@@ -673,3 +726,27 @@ def test_norm_gradient_at_zero_is_zero(f):
     x = np.array([[0.0, 0.0, 0.0], [3.0, 4.0, 0.0]])
     g = fd.grad(lambda x: fnp.sum(fnp.linalg.norm(x, axis=1)))(x)
     np.testing.assert_allclose(g, [[0, 0, 0], [0.6, 0.8, 0]])
+
+
+# --------------------------------------------------------------------------
+# Documentation examples
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["functad.lax.linalg", "functad.numpy._linalg_ops",
+                                  "functad.numpy.linalg"])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+    mod = importlib.import_module(name)
+    res = doctest.testmod(mod, extraglobs=dict(vars(mod), np=np),
+                          optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert res.attempted > 0 and res.failed == 0, res
+
+
+def test_docs_numpy_linalg_examples():
+    import doctest
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parent.parent / "docs" / "numpy_linalg.md"
+    res = doctest.testfile(str(path), module_relative=False,
+                           optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
+    assert res.attempted >= 20 and res.failed == 0, res

@@ -9,7 +9,7 @@
 * ``diagonal`` / ``embed_diagonal`` — take a diagonal out of two axes, and its
   transpose, which writes a vector onto the diagonal of a matrix of zeros.
 * ``cholesky``, ``triangular_solve``, ``solve``, ``inv``, ``det``,
-  ``slogdet``, ``eigh`` — batched over leading dimensions (``...ij``) like
+  ``slogdet``, ``eigh``, ``svd``, ``qr`` — batched over leading dimensions (``...ij``) like
   NumPy.  Their JVP rules are written with functad primitives, so that they
   can be differentiated again.
 
@@ -20,7 +20,8 @@ does), and the JVP rule differentiates exactly that, i.e. the tangent seen is
 symmetrizes its input first, so users see symmetric derivatives.
 
 ``eigh`` assumes distinct eigenvalues: the derivative of the eigenvectors
-divides by eigenvalue gaps ``w[j] - w[i]``.
+divides by eigenvalue gaps ``w[j] - w[i]``; likewise ``svd`` assumes distinct,
+non-zero singular values, and ``qr`` a full-rank input.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from functad.core import Primitive
 from functad.ad import deflinear, is_undefined
 
 __all__ = ["dot_general", "diagonal", "embed_diagonal", "matmul", "cholesky",
-           "triangular_solve", "solve", "inv", "det", "slogdet", "eigh", "swap_last"]
+           "triangular_solve", "solve", "inv", "det", "slogdet", "eigh", "svd", "qr", "swap_last"]
 
 
 def _ew():
@@ -837,3 +838,163 @@ def eigh(a, lower=True):
     Array([1., 2.])
     """
     return eigh_p.bind(a, lower=bool(lower))
+
+
+# --------------------------------------------------------------------------
+# svd
+# --------------------------------------------------------------------------
+
+svd_p = Primitive("svd", multiple_results=True)
+
+
+def _svd_impl(a, *, full_matrices):
+    u, s, vh = np.linalg.svd(a, full_matrices=full_matrices)
+    return u, s, vh
+
+
+def _svd_abstract_eval(a, *, full_matrices):
+    if a.ndim < 2:
+        raise ValueError(f"svd: expected a matrix or a stack of matrices, got shape {a.shape}")
+    _check_float("svd", a)
+    *batch, m, n = a.shape
+    batch, k = tuple(batch), min(m, n)
+    um, vn = (m, n) if full_matrices else (k, k)
+    return [core._cached_aval(batch + (m, um), a.dtype), core._cached_aval(batch + (k,), a.dtype),
+            core._cached_aval(batch + (vn, n), a.dtype)]
+
+
+def _svd_jvp(primals, tangents, *, full_matrices):
+    (a,), (t,) = primals, tangents
+    u, s, vh = svd_p.bind(a, full_matrices=full_matrices)
+    if t is None:
+        return [u, s, vh], [None, None, None]
+    av = core.aval_of(a)
+    *batch, m, n = av.shape
+    batch, k = tuple(batch), min(m, n)
+    if full_matrices and m != n:
+        raise NotImplementedError(
+            f"svd: the derivative with full_matrices=True is only defined for square matrices "
+            f"(the extra singular vectors are not unique); got shape {av.shape}. Use "
+            "full_matrices=False.")
+    ew, sh = _ew(), _shapes()
+    v = swap_last(vh)
+    da_v = matmul(t, v)                                   # dA V         (m, k)
+    dp = matmul(swap_last(u), da_v)                       # U^T dA V     (k, k)
+    ds = diagonal_p.bind(dp, offset=0, axis1=av.ndim - 2, axis2=av.ndim - 1)
+    s_row = sh.reshape(s, batch + (1, k))
+    s_col = sh.reshape(s, batch + (k, 1))
+    # F[i, j] = 1 / (s_j^2 - s_i^2) off the diagonal (distinct singular values)
+    s2 = ew.mul(s, s)
+    gap = ew.sub(sh.reshape(s2, batch + (1, k)), sh.reshape(s2, batch + (k, 1)))
+    eye = _eye_bool(k)
+    F = ew.select(eye, 0.0, ew.reciprocal(ew.select(eye, 1.0, gap)))
+    dpt = swap_last(dp)
+    du = matmul(u, ew.mul(F, ew.add(ew.mul(dp, s_row), ew.mul(s_col, dpt))))
+    dv = matmul(v, ew.mul(F, ew.add(ew.mul(s_col, dp), ew.mul(dpt, s_row))))
+    inv_s = ew.reciprocal(s_row)
+    if m > k:       # the part of dA V outside the span of U
+        du = ew.add(du, ew.mul(ew.sub(da_v, matmul(u, dp)), inv_s))
+    if n > k:       # the part of dA^T U outside the span of V
+        dat_u = matmul(swap_last(t), u)
+        dv = ew.add(dv, ew.mul(ew.sub(dat_u, matmul(v, dpt)), inv_s))
+    return [u, s, vh], [_cast(du, av.dtype), _cast(ds, av.dtype), _cast(swap_last(dv), av.dtype)]
+
+
+svd_p.impl = _svd_impl
+svd_p.abstract_eval = _svd_abstract_eval
+svd_p.jvp = _svd_jvp
+
+
+def svd(a, full_matrices=False):
+    """Singular value decomposition ``a = u @ (s[..., None] * vh)``, as
+    ``[u, s, vh]`` with ``s`` descending.
+
+    The derivative assumes distinct, non-zero singular values, and needs
+    ``full_matrices=False`` unless ``a`` is square.
+
+    >>> import numpy as np
+    >>> from functad import lax
+    >>> lax.svd(np.array([[3.0, 0.0], [0.0, -2.0]]))[1]
+    Array([3., 2.])
+    """
+    return svd_p.bind(a, full_matrices=bool(full_matrices))
+
+
+# --------------------------------------------------------------------------
+# qr
+# --------------------------------------------------------------------------
+
+qr_p = Primitive("qr", multiple_results=True)
+qr_p.impl = lambda a, *, full_matrices: tuple(
+    np.linalg.qr(a, mode="complete" if full_matrices else "reduced"))
+
+
+def _qr_abstract_eval(a, *, full_matrices):
+    if a.ndim < 2:
+        raise ValueError(f"qr: expected a matrix or a stack of matrices, got shape {a.shape}")
+    _check_float("qr", a)
+    *batch, m, n = a.shape
+    batch, k = tuple(batch), min(m, n)
+    qn = m if full_matrices else k
+    return [core._cached_aval(batch + (m, qn), a.dtype), core._cached_aval(batch + (qn, n), a.dtype)]
+
+
+def _qr_square_or_tall_jvp(q, r, t):
+    """JVP of reduced QR for m >= n (R square and invertible):
+    with ``X = Q^T dA R^-1``, ``dQ = Q (Omega - X) + dA R^-1`` and
+    ``dR = (X - Omega) R``, where ``Omega`` is the skew-symmetric matrix made
+    from the strictly lower triangle of ``X``."""
+    ew = _ew()
+    da_rinv = triangular_solve(r, t, left_side=False, lower=False)     # dA R^-1
+    x = matmul(swap_last(q), da_rinv)
+    low = _tri(x, lower=True, strict=True)
+    omega = ew.sub(low, swap_last(low))
+    dq = ew.add(matmul(q, ew.sub(omega, x)), da_rinv)
+    dr = matmul(ew.sub(x, omega), r)
+    return dq, dr
+
+
+def _qr_jvp(primals, tangents, *, full_matrices):
+    (a,), (t,) = primals, tangents
+    q, r = qr_p.bind(a, full_matrices=full_matrices)
+    if t is None:
+        return [q, r], [None, None]
+    av = core.aval_of(a)
+    m, n = av.shape[-2:]
+    if m > n and full_matrices:
+        raise NotImplementedError(
+            f"qr: the derivative of the complete decomposition of a tall matrix (shape "
+            f"{av.shape}) is not unique; use mode='reduced'")
+    if m >= n:
+        dq, dr = _qr_square_or_tall_jvp(q, r, t)
+    else:
+        # wide: A = [X | Y] with X square; Q R_x = X and R = [R_x | Q^T Y]
+        sh = _shapes()
+        nd = av.ndim
+        x_t = sh.slice_in_dim(t, 0, m, axis=nd - 1)
+        y_t = sh.slice_in_dim(t, m, n, axis=nd - 1)
+        y = sh.slice_in_dim(a, m, n, axis=nd - 1)
+        r_x = sh.slice_in_dim(r, 0, m, axis=nd - 1)
+        dq, dr_x = _qr_square_or_tall_jvp(q, r_x, x_t)
+        dr_y = _ew().add(matmul(swap_last(dq), y), matmul(swap_last(q), y_t))
+        dr = sh.concatenate([dr_x, dr_y], nd - 1)
+    return [q, r], [_cast(dq, av.dtype), _cast(dr, av.dtype)]
+
+
+qr_p.abstract_eval = _qr_abstract_eval
+qr_p.jvp = _qr_jvp
+
+
+def qr(a, full_matrices=False):
+    """QR decomposition ``a = q @ r`` (``q`` with orthonormal columns, ``r``
+    upper triangular), as ``[q, r]``; the signs follow LAPACK, as in NumPy.
+
+    The derivative needs ``r``'s leading square block invertible (full rank).
+
+    >>> import numpy as np
+    >>> from functad import lax
+    >>> q, r = lax.qr(np.array([[1.0, 2.0], [1.0, 0.0]]))
+    >>> bool(np.allclose(q @ r, [[1.0, 2.0], [1.0, 0.0]]))
+    True
+    """
+    return qr_p.bind(a, full_matrices=bool(full_matrices))

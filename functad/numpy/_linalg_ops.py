@@ -471,7 +471,8 @@ def _pair_result(li, lj, need):
 
 
 def _inversions(labs, out_rank):
-    r = [out_rank.get(c, -1) for c in labs]
+    """How far the output subscripts among ``labs`` are from the output order."""
+    r = [out_rank[c] for c in labs if c in out_rank]
     return sum(1 for a in range(len(r)) for b in range(a + 1, len(r)) if r[a] > r[b])
 
 

@@ -11,6 +11,8 @@ Derivative conventions (see ``docs/numpy_linalg.md``):
   NumPy's, and the derivative is the symmetric one;
 * ``eigh`` assumes distinct eigenvalues (its eigenvector derivative divides
   by eigenvalue gaps);
+* ``svd`` assumes distinct, non-zero singular values (and
+  ``full_matrices=False`` for non-square inputs); ``qr`` a full-rank input;
 * the 2-norm has a zero (not NaN) gradient at the origin;
 * ``det``, ``inv``, ``solve`` and ``slogdet`` assume invertible matrices.
 
@@ -39,11 +41,13 @@ from functad.numpy._linalg_ops import (matmul, tensordot, outer, trace, diagonal
 __all__ = ["norm", "vector_norm", "matrix_norm", "inv", "det", "slogdet", "solve", "cholesky",
            "eigh", "eigvalsh", "matrix_power", "multi_dot", "pinv", "matmul", "tensordot",
            "outer", "trace", "diagonal", "cross", "vecdot", "matrix_transpose", "LinAlgError",
-           "EighResult", "SlogdetResult"]
+           "svd", "svdvals", "qr", "EighResult", "SlogdetResult", "SVDResult", "QRResult"]
 
 LinAlgError = np.linalg.LinAlgError
 EighResult = namedtuple("EighResult", ["eigenvalues", "eigenvectors"])
 SlogdetResult = namedtuple("SlogdetResult", ["sign", "logabsdet"])
+SVDResult = namedtuple("SVDResult", ["U", "S", "Vh"])
+QRResult = namedtuple("QRResult", ["Q", "R"])
 
 
 def _shape(x):
@@ -230,6 +234,63 @@ def eigvalsh(a, UPLO="L"):
 
 
 # --------------------------------------------------------------------------
+# Decompositions: svd, qr
+# --------------------------------------------------------------------------
+
+def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
+    """Singular value decomposition ``a = U @ (S[..., None] * Vh)``, as a named
+    tuple ``(U, S, Vh)`` with descending ``S`` (just ``S`` if not ``compute_uv``).
+
+    Derivatives assume distinct, non-zero singular values; for a non-square
+    input they need ``full_matrices=False`` (the extra singular vectors of
+    the full decomposition are not unique).  Singular vectors are defined up
+    to sign, so differentiate sign-invariant functions of them.
+
+    >>> import functad.numpy as fnp
+    >>> fnp.linalg.svd(fnp.array([[3.0, 0.0], [0.0, -2.0]])).S
+    Array([3., 2.])
+    """
+    a = _float(a, "svd")
+    if len(_shape(a)) < 2:
+        raise LinAlgError(f"svd: expected a matrix or a stack of matrices, got shape {_shape(a)}")
+    if not compute_uv:
+        return ll.svd(a, full_matrices=False)[1]
+    u, s, vh = ll.svd(a, full_matrices=full_matrices)
+    return SVDResult(u, s, vh)
+
+
+def svdvals(x, /):
+    """Singular values of a matrix or stack, descending (see :func:`svd`).
+
+    >>> import functad.numpy as fnp
+    >>> fnp.linalg.svdvals(fnp.array([[0.0, 2.0], [1.0, 0.0]]))
+    Array([2., 1.])
+    """
+    return svd(x, compute_uv=False)
+
+
+def qr(a, mode="reduced"):
+    """QR decomposition ``a = Q @ R`` as a named tuple ``(Q, R)`` (``mode`` is
+    ``'reduced'`` or ``'complete'``), or just ``R`` with ``mode='r'``.
+
+    Signs follow LAPACK, as in NumPy.  Derivatives need a full-rank input,
+    and ``mode='reduced'`` for a tall one.
+
+    >>> import functad.numpy as fnp
+    >>> q, r = fnp.linalg.qr(fnp.array([[3.0, 0.0], [4.0, 5.0]]))
+    >>> r.shape
+    (2, 2)
+    """
+    if mode not in ("reduced", "complete", "r"):
+        raise ValueError(f"qr: mode must be 'reduced', 'complete' or 'r', got {mode!r}")
+    a = _float(a, "qr")
+    if len(_shape(a)) < 2:
+        raise LinAlgError(f"qr: expected a matrix or a stack of matrices, got shape {_shape(a)}")
+    q, r = ll.qr(a, full_matrices=mode == "complete")
+    return r if mode == "r" else QRResult(q, r)
+
+
+# --------------------------------------------------------------------------
 # Products: matrix_power, multi_dot, pinv
 # --------------------------------------------------------------------------
 
@@ -406,12 +467,16 @@ def _matrix_norm(x, ord, axes, shape, keepdims):
         out = (fnp.max if ord == np.inf else fnp.min)(row, axis=r, keepdims=True)
         out = ls.reshape(out, tuple(d for i, d in enumerate(shape) if i not in axes))
     elif ord in (2, -2, "nuc"):
-        raise NotImplementedError(f"norm: the matrix norm ord={ord!r} needs singular values, "
-                                  "which functad does not differentiate yet; use 'fro', 1, -1, "
-                                  "inf or -inf")
+        rest = tuple(i for i in range(len(shape)) if i not in axes)
+        sv = svdvals(ls.transpose(x, rest + axes))
+        last = len(rest)
+        if ord == "nuc":
+            out = lr.reduce_sum(sv, (last,))
+        else:
+            out = (fnp.max if ord == 2 else fnp.min)(sv, axis=last)
     else:
-        raise ValueError(f"norm: invalid norm order {ord!r} for matrices; use 'fro', 1, -1, "
-                         "inf or -inf")
+        raise ValueError(f"norm: invalid norm order {ord!r} for matrices; use 'fro', 'nuc', 1, "
+                         "-1, 2, -2, inf or -inf")
     return _keep(out, shape, axes) if keepdims else out
 
 
@@ -422,8 +487,9 @@ def norm(x, ord=None, axis=None, keepdims=False):
     ----------
     x : array.
     ord : for vectors ``None``/2 (Euclidean), 1, ``inf``, ``-inf``, 0 (count
-        of non-zeros) or any real ``p``; for matrices ``None``/``'fro'``, 1, -1,
-        ``inf``, ``-inf``.
+        of non-zeros) or any real ``p``; for matrices ``None``/``'fro'``,
+        ``'nuc'`` (sum of singular values), 1, -1, 2, -2 (largest/smallest
+        singular value), ``inf``, ``-inf``.
     axis : None (the whole array if ``ord`` is None, else a 1-D or 2-D
         array), an int (vector norms) or a pair of ints (matrix norms).
     keepdims : keep the reduced axes with size one.
