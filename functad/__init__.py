@@ -7,7 +7,7 @@ releases, ``vmap`` and ``jit``).  The API follows JAX's names and semantics.
 >>> import functad as fd, functad.numpy as fnp
 >>> f = lambda x: -fnp.log(1.0 / (1.0 + fnp.exp(-3.0 * x)))
 >>> fd.grad(f)(0.0)
-Array(-1.5)
+np.float64(-1.5)
 """
 
 __version__ = "0.1.0"

@@ -70,6 +70,8 @@ class JVPInterpreter(Interpreter):
             else:
                 primals.append(a)
                 tangents.append(None)
+        if not mine and prim.inline is not None:
+            return prim.inline(args, params)
         tls = core._tls
         tls.interp = self.parent
         try:
@@ -318,7 +320,12 @@ def backward_pass(jaxpr, consts, cts_out):
 # --------------------------------------------------------------------------
 
 def _check_argnums(argnums, nargs, fname):
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    if isinstance(argnums, (int, np.integer)):
+        nums = (int(argnums),)
+    elif isinstance(argnums, (tuple, list)):
+        nums = tuple(argnums)
+    else:
+        raise TypeError(f"{fname}: argnums must be an int or a tuple of ints, got {argnums!r}")
     for a in nums:
         if not isinstance(a, int):
             raise TypeError(f"{fname}: argnums must be ints or a tuple of ints, got {argnums!r}")
@@ -380,7 +387,7 @@ def jvp(fun, primals, tangents, has_aux=False):
     -------
     >>> import functad as fd, functad.numpy as fnp
     >>> fd.jvp(fnp.sin, (0.0,), (2.0,))
-    (Array(0.), Array(2.))
+    (0.0, 2.0)
     """
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
         raise TypeError("jvp: primals and tangents must be tuples or lists, e.g. "
@@ -419,7 +426,7 @@ def linearize(fun, *primals):
     >>> import functad as fd, functad.numpy as fnp
     >>> y, f_jvp = fd.linearize(fnp.sin, 0.0)
     >>> f_jvp(3.0)
-    Array(3.)
+    3.0
     """
     leaves, in_tree = _flatten_args(primals, "linearize")
     out_tree_box = []
@@ -487,7 +494,7 @@ def vjp(fun, *primals, has_aux=False):
     >>> import functad as fd, functad.numpy as fnp
     >>> y, f_vjp = fd.vjp(lambda x: x * x, 3.0)
     >>> f_vjp(1.0)
-    (Array(6.),)
+    (6.0,)
     """
     out, f_vjp, aux = _vjp(fun, primals, has_aux, "vjp")
     return (out, f_vjp, aux) if has_aux else (out, f_vjp)
@@ -522,7 +529,7 @@ def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=F
 
     >>> import functad as fd, functad.numpy as fnp
     >>> fd.value_and_grad(lambda x: fnp.sum(x ** 2))(fnp.array([1.0, 2.0]))
-    (Array(5.), Array([2., 4.]))
+    (np.float64(5.0), Array([2., 4.]))
     """
     single = isinstance(argnums, int)
 
@@ -586,9 +593,9 @@ def grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
     -------
     >>> import functad as fd, functad.numpy as fnp
     >>> fd.grad(fnp.sin)(0.0)
-    Array(1.)
+    np.float64(1.0)
     >>> fd.grad(lambda x: fd.grad(lambda y: x * y)(3.0))(2.0)   # no perturbation confusion
-    Array(1.)
+    np.float64(1.0)
     """
     vg = value_and_grad(fun, argnums, has_aux, holomorphic, allow_int)
 
@@ -755,7 +762,7 @@ def stop_gradient(x):
 
     >>> import functad as fd
     >>> fd.grad(lambda x: x * fd.stop_gradient(x))(3.0)
-    Array(3.)
+    np.float64(3.0)
     """
     def one(v):
         a = aval_of(v)
@@ -780,10 +787,32 @@ custom_jvp_call_p.abstract_eval = lambda *avals, fun, jvp, name: _abstract_outs(
 def _custom_jvp_call_jvp(primals, tangents, fun, jvp, name):
     ts = [instantiate_zeros(t, p) if aval_of(p).is_float else t for t, p in zip(tangents, primals)]
     outs_p, outs_t = jvp(primals, ts)
-    return list(outs_p), list(outs_t)
+    outs_p, outs_t = list(outs_p), list(outs_t)
+    if len(outs_p) != len(outs_t):
+        raise TypeError(f"custom_jvp rule of {name} returned {len(outs_t)} tangent leaves for "
+                        f"{len(outs_p)} primal output leaves; they must have the same structure")
+    for i, (p, t) in enumerate(zip(outs_p, outs_t)):
+        if t is None:
+            continue
+        pa, ta = aval_of(p), aval_of(t)
+        if pa.shape != ta.shape:
+            raise TypeError(f"custom_jvp rule of {name} returned a tangent of shape {ta.shape} "
+                            f"for output leaf {i} of shape {pa.shape}; tangents must have the "
+                            "primal output's shape")
+        if pa.is_float and ta.dtype != pa.dtype:
+            if not ta.weak_type:
+                raise TypeError(f"custom_jvp rule of {name} returned a tangent of dtype "
+                                f"{ta.dtype.name} for output leaf {i} of dtype {pa.dtype.name}; "
+                                "tangents must have the primal output's dtype")
+            from functad.lax.elementwise import convert_element_type
+            outs_t[i] = convert_element_type(t, pa.dtype)
+    return outs_p, outs_t
 
 
 custom_jvp_call_p.jvp = _custom_jvp_call_jvp
+# Interpreters that own none of the arguments run ``fun`` inline rather than
+# forwarding the call: ``fun`` may close over their tracers.
+custom_jvp_call_p.inline = lambda args, params: params["fun"](*args)
 
 
 class _Store:
@@ -818,7 +847,7 @@ class custom_jvp:
     ...     (x,), (t,) = primals, tangents
     ...     return f(x), 2.0 * t
     >>> fd.grad(f)(0.0)
-    Array(2.)
+    np.float64(2.0)
     """
 
     def __init__(self, fun, nondiff_argnums=()):
@@ -852,6 +881,8 @@ class custom_jvp:
         if self.jvp is None:
             raise AttributeError(f"No JVP defined for custom_jvp function {self.__name__} "
                                  "using defjvp.")
+        if type(core._tls.interp) is core.EvalInterpreter:
+            return self.fun(*args)        # nothing to differentiate: no call overhead
         n = len(args)
         diff, static = _split_nondiff(args, self.nondiff_argnums)
         leaves, in_tree = tu.tree_flatten(tuple(diff))
@@ -926,6 +957,7 @@ def _custom_vjp_call_jvp(primals, tangents, fun, fwd, bwd, name):
 
 
 custom_vjp_call_p.jvp = _custom_vjp_call_jvp
+custom_vjp_call_p.inline = lambda args, params: params["fun"](*args)
 
 
 class custom_vjp:
@@ -938,7 +970,7 @@ class custom_vjp:
     ...     return x
     >>> clip_grad.defvjp(lambda x: (x, None), lambda res, g: (fnp.clip(g, -1.0, 1.0),))
     >>> fd.grad(lambda x: 5.0 * clip_grad(x))(2.0)
-    Array(1.)
+    np.float64(1.0)
     """
 
     def __init__(self, fun, nondiff_argnums=()):
@@ -958,6 +990,8 @@ class custom_vjp:
         if self.fwd is None:
             raise AttributeError(f"No VJP defined for custom_vjp function {self.__name__} "
                                  "using defvjp.")
+        if type(core._tls.interp) is core.EvalInterpreter:
+            return self.fun(*args)
         n = len(args)
         diff, static = _split_nondiff(args, self.nondiff_argnums)
         leaves, in_tree = tu.tree_flatten(tuple(diff))
@@ -997,3 +1031,65 @@ class custom_vjp:
         outs = custom_vjp_call_p.bind(*leaves, fun=flat_fun, fwd=flat_fwd, bwd=flat_bwd,
                                       name=self.__name__)
         return tu.tree_unflatten(store.tree, outs)
+
+
+# --------------------------------------------------------------------------
+# Batching rules of the primitives defined in this module
+# --------------------------------------------------------------------------
+
+def _batch_size(vals, dims):
+    return next(core.shape_of(v)[d] for v, d in zip(vals, dims) if d is not None)
+
+
+def _all_batched_at_front(vals, dims):
+    from functad.batching import bdim_to_front
+    size = _batch_size(vals, dims)
+    return [bdim_to_front(v, d, size) for v, d in zip(vals, dims)], size
+
+
+def _custom_jvp_call_batch(vals, dims, fun, jvp, name):
+    from functad.batching import vmap
+    vals, _ = _all_batched_at_front(vals, dims)
+
+    def bfun(*xs):
+        return vmap(lambda *a: list(fun(*a)))(*xs)
+
+    def bjvp(primals, tangents):
+        return vmap(lambda p, t: tuple(jvp(list(p), list(t))))(tuple(primals), tuple(tangents))
+    bfun.__name__ = f"vmap({name})"
+    outs = custom_jvp_call_p.bind(*vals, fun=bfun, jvp=bjvp, name=name)
+    return outs, [0] * len(outs)
+
+
+def _custom_vjp_call_batch(vals, dims, fun, fwd, bwd, name):
+    from functad.batching import vmap
+    vals, _ = _all_batched_at_front(vals, dims)
+
+    def bfun(*xs):
+        return vmap(lambda *a: list(fun(*a)))(*xs)
+
+    def bfwd(*xs):
+        return vmap(lambda *a: tuple(map(list, fwd(*a))))(*xs)
+
+    def bbwd(res, cts):
+        return vmap(lambda r, c: list(bwd(list(r), list(c))))(tuple(res), tuple(cts))
+    bfun.__name__ = f"vmap({name})"
+    outs = custom_vjp_call_p.bind(*vals, fun=bfun, fwd=bfwd, bwd=bbwd, name=name)
+    return outs, [0] * len(outs)
+
+
+def _custom_lin_batch(vals, dims, num_res, bwd, out_avals, name):
+    from functad.batching import vmap
+    vals, size = _all_batched_at_front(vals, dims)
+
+    def bbwd(res, cts):
+        return vmap(lambda r, c: list(bwd(list(r), list(c))))(tuple(res), tuple(cts))
+    avals = tuple(a.update(shape=(size,) + a.shape) for a in out_avals)
+    outs = custom_lin_p.bind(*vals, num_res=num_res, bwd=bbwd, out_avals=avals, name=name)
+    return outs, [0] * len(outs)
+
+
+stop_gradient_p.batch = lambda vals, dims: (stop_gradient_p.bind(vals[0]), dims[0])
+custom_jvp_call_p.batch = _custom_jvp_call_batch
+custom_vjp_call_p.batch = _custom_vjp_call_batch
+custom_lin_p.batch = _custom_lin_batch

@@ -9,8 +9,10 @@ example, and stays unbatched: rules do not broadcast it needlessly).
 Example
 -------
 >>> import functad as fd, functad.numpy as fnp
->>> fd.vmap(lambda x, y: fnp.dot(x, y), in_axes=(0, None))(fnp.ones((3, 2)), fnp.ones(2))
-Array([2., 2., 2.])
+>>> fd.vmap(lambda x, y: x * y, in_axes=(0, None))(fnp.ones((3, 2)), fnp.arange(2.0))
+Array([[0., 1.],
+       [0., 1.],
+       [0., 1.]])
 """
 
 from __future__ import annotations
@@ -70,6 +72,8 @@ class BatchInterpreter(Interpreter):
             else:
                 vals.append(a)
                 dims.append(None)
+        if not mine and prim.inline is not None:
+            return prim.inline(args, params)
         tls = core._tls
         tls.interp = self.parent
         try:

@@ -231,6 +231,7 @@ class Primitive:
         self.transpose = None
         self.batch = None
         self.lower = None
+        self.inline = None      # for call-like primitives: run the body under a non-owning interpreter
         primitives[name] = self
 
     def bind(self, *args, **params):
@@ -290,7 +291,19 @@ class EvalInterpreter(Interpreter):
             raise
         if prim.multiple_results:
             return [_wrap(o) for o in out]
+        if isinstance(out, np.generic) and _all_python_scalars(args):
+            return out.item()      # weak in, weak out: as JAX's weakly typed results
         return _wrap(out)
+
+
+_PY_SCALARS = (float, int, complex, bool)
+
+
+def _all_python_scalars(args):
+    for a in args:
+        if type(a) not in _PY_SCALARS:
+            return False
+    return True
 
 
 class _TLS(threading.local):
@@ -426,11 +439,12 @@ class Tracer:
             "instead of numpy.")
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        if method == "__call__" and not kwargs:
+        self._check_alive()
+        if method == "__call__" and not kwargs and type(_tls.interp) is not EvalInterpreter:
+            # ``ndarray <op> tracer`` inside a transform: defer to functad
             fn = _UFUNC_DISPATCH.get(ufunc)
             if fn is not None:
                 return fn(*inputs)
-        self._check_alive()
         raise TracerArrayConversionError(
             f"numpy.{ufunc.__name__} was called on a traced value ({self.aval.str_short()}). "
             f"Use functad.numpy.{ufunc.__name__} inside transformed functions.")
@@ -454,6 +468,13 @@ class Array(np.ndarray):
     Array([0., 5., 0.])
     """
 
+    def __array_wrap__(self, arr, context=None, return_scalar=False):
+        # NumPy functions called on functad arrays return plain (mutable) NumPy
+        # results, so NumPy and SciPy code may write into its own outputs.
+        if return_scalar:
+            return arr[()]
+        return arr.view(np.ndarray) if type(arr) is not np.ndarray else arr
+
     def __setitem__(self, idx, value):
         raise TypeError(
             "functad arrays are immutable and do not support item assignment. "
@@ -467,9 +488,7 @@ class Array(np.ndarray):
         method.__name__ = name
         return method
 
-    for _name in ("__iadd__", "__isub__", "__imul__", "__itruediv__", "__ifloordiv__",
-                  "__imod__", "__ipow__", "__imatmul__", "__iand__", "__ior__", "__ixor__",
-                  "__ilshift__", "__irshift__"):
+    for _name in ("__ilshift__", "__irshift__"):
         locals()[_name] = _no_inplace(_name)
     del _name, _no_inplace
 
@@ -483,11 +502,17 @@ def _wrap(x):
     """
     t = type(x)
     if t is np.ndarray:
-        return x.view(Array) if x.ndim else x[()]
+        if not x.ndim:
+            return x[()]
+        x = x.view(Array)
+        x.flags.writeable = False
+        return x
     if t is Array:
         return x if x.ndim else x.view(np.ndarray)[()]
     if isinstance(x, np.ndarray):
-        return x.view(Array)
+        x = x.view(Array)
+        x.flags.writeable = False
+        return x
     return x
 
 
@@ -646,6 +671,9 @@ def check_jaxpr(jaxpr: Jaxpr):
     for v in jaxpr.constvars + jaxpr.invars:
         define(v)
     for i, eqn in enumerate(jaxpr.eqns):
+        for v in eqn.outvars:
+            if not isinstance(v, Var):
+                raise JaxprTypeError(f"equation {i} ({eqn.primitive.name}): binder {v!r} is not a Var")
         where = f"equation {i} ({pp_eqn_line(eqn)})"
         in_avals = [use(a, where) for a in eqn.inputs]
         try:

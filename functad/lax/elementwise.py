@@ -194,8 +194,11 @@ def _pow_dy(g, ans, x, y):
 
 
 def _pow_dx(g, ans, x, y):
-    # y * x ** (y - 1), with 0 ** 0 -> y * 1 handled by pow itself
-    return mul(g, mul(y, pow(x, sub(y, 1))))
+    # y * x ** (y - 1).  At x == 0 with y == 0 that is 0 * inf; there x is
+    # replaced by 1 (a constant), which gives the true value 0 and, because
+    # the unselected branch never sees inf, no NaN in any higher derivative.
+    x_safe = select(logical_and(eq(x, 0), eq(y, 0)), 1.0, x)
+    return mul(g, mul(y, pow(x_safe, sub(y, 1))))
 
 
 def _maxmin_rule(cmp, first):

@@ -53,14 +53,19 @@ _COMPARE = {"lt": "less", "le": "less_equal", "gt": "greater", "ge": "greater_eq
             "eq": "equal", "ne": "not_equal"}
 _UNOPS = {"neg": "negative", "pos": "positive", "abs": "absolute", "invert": "invert"}
 
-for _k, _v in _BINOPS.items():
-    setattr(Tracer, f"__{_k}__", _binop(_v))
-    setattr(Tracer, f"__r{_k}__", _binop(_v, reflected=True))
-for _k, _v in _COMPARE.items():
-    setattr(Tracer, f"__{_k}__", _binop(_v))
-for _k, _v in _UNOPS.items():
-    setattr(Tracer, f"__{_k}__", _unop(_v))
-Tracer.__divmod__ = lambda self, other: (self // other, self % other)
+# Tracers and eager Arrays share the operators: both go through functad.numpy,
+# so eager arithmetic on Arrays gives Arrays, and ``x += 1`` rebinds x.
+for _cls in (Tracer, Array):
+    for _k, _v in _BINOPS.items():
+        setattr(_cls, f"__{_k}__", _binop(_v))
+        setattr(_cls, f"__r{_k}__", _binop(_v, reflected=True))
+        setattr(_cls, f"__i{_k}__", _binop(_v))
+    for _k, _v in _COMPARE.items():
+        setattr(_cls, f"__{_k}__", _binop(_v))
+    for _k, _v in _UNOPS.items():
+        setattr(_cls, f"__{_k}__", _unop(_v))
+    _cls.__divmod__ = lambda self, other: (self // other, self % other)
+Array.__hash__ = None
 
 
 def _method(name):
@@ -155,4 +160,4 @@ class _IndexUpdateRef:
 Tracer.at = property(_IndexUpdateHelper)
 Array.at = property(_IndexUpdateHelper)
 
-del _k, _v, _m, operator
+del _k, _v, _m, _cls, operator
