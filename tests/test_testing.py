@@ -163,17 +163,27 @@ def test_wrong_primal_output_of_a_rule_is_caught():
         check_grads(f, (X,), order=1, modes=("fwd",))
 
 
-def test_wrong_tangent_dtype_is_caught():
-    @fd.custom_jvp
-    def f(x):
-        return x * 2.0
+def _primitive_with_a_float64_tangent():
+    """A primitive whose (wrong) JVP rule returns float64 tangents for float32 inputs."""
+    from functad import core
+    p = core.Primitive("testing_double_f64_tangent")
+    del core.primitives[p.name]          # not one of the library's primitives
+    p.impl = lambda x: x * 2
+    p.abstract_eval = lambda a: a
 
-    @f.defjvp
-    def f_jvp(primals, tangents):
+    def jvp(primals, tangents):
         (x,), (t,) = primals, tangents
-        return f(x), fnp.astype(t, np.float64) * 2.0
+        return p.bind(x), fnp.astype(t, np.float64) * 2.0
+    p.jvp = jvp
+    return p
+
+
+def test_wrong_tangent_dtype_is_caught():
+    p = _primitive_with_a_float64_tangent()
+    x32 = X.astype(np.float32)
+    assert p.bind(x32).dtype == np.float32
     with pytest.raises(AssertionError, match="dtype float64, expected float32"):
-        check_grads(f, (X.astype(np.float32),), order=1, modes=("fwd",))
+        check_grads(p.bind, (x32,), order=1, modes=("fwd",))
 
 
 def test_pytree_arguments_and_outputs():
