@@ -30,6 +30,31 @@ def _shape(x):
     return x.shape if isinstance(x, (np.ndarray, Tracer)) else np.shape(x)
 
 
+def _numpy_when_concrete(np_fn, nargs=1):
+    """Decorator: when the first ``nargs`` arguments are concrete real NumPy
+    arrays, compute with ``np_fn`` directly (their result is a constant under
+    any transform), so that eager calls cost what NumPy does.  If NumPy
+    rejects the arguments, the functad path runs and raises its clearer error."""
+    def deco(fn):
+        def wrapper(*args, **kwargs):
+            for a in args[:nargs]:
+                if type(a) not in _FAST or a.dtype.kind not in "biuf":
+                    break
+            else:
+                if len(args) >= nargs and kwargs.get("out") is None:
+                    try:
+                        return core._wrap(np_fn(*args, **kwargs))
+                    except Exception:   # noqa: BLE001 - the functad path explains
+                        pass
+            return fn(*args, **kwargs)
+        wrapper.__name__ = wrapper.__qualname__ = fn.__name__
+        wrapper.__doc__ = fn.__doc__
+        wrapper.__module__ = fn.__module__
+        wrapper.__wrapped__ = fn
+        return wrapper
+    return deco
+
+
 # --------------------------------------------------------------------------
 # matmul
 # --------------------------------------------------------------------------
@@ -151,6 +176,7 @@ def _flat(x):
 _VDOT_DN = (((0,), (0,)), ((), ()))
 
 
+@_numpy_when_concrete(np.vdot, 2)
 def vdot(a, b, /):
     """Dot product of two arrays flattened to 1-D (real arrays: no conjugation).
 
@@ -166,6 +192,7 @@ def vdot(a, b, /):
     return _dot_general_bind(_flat(a), _flat(b), dimension_numbers=_VDOT_DN)
 
 
+@_numpy_when_concrete(np.inner, 2)
 def inner(a, b, /):
     """Inner product over the last axes of ``a`` and ``b``; output shape
     ``a.shape[:-1] + b.shape[:-1]`` (a product if either is a scalar).
@@ -184,6 +211,7 @@ def inner(a, b, /):
     return _dot_general_bind(a, b, dimension_numbers=(((len(sa) - 1,), (len(sb) - 1,)), ((), ())))
 
 
+@_numpy_when_concrete(np.outer, 2)
 def outer(a, b, out=None):
     """Outer product of ``a`` and ``b`` flattened to 1-D: shape ``(a.size, b.size)``.
 
@@ -554,6 +582,7 @@ def einsum(subscripts, /, *operands, optimize=None, dtype=None, precision=None, 
 # kron, cross
 # --------------------------------------------------------------------------
 
+@_numpy_when_concrete(np.kron, 2)
 def kron(a, b, /):
     """Kronecker product, as ``numpy.kron``.
 
@@ -635,6 +664,7 @@ def diagonal(a, offset=0, axis1=0, axis2=1):
     return ll.diagonal_p.bind(a, offset=int(offset), axis1=a1, axis2=a2)
 
 
+@_numpy_when_concrete(np.trace, 1)
 def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
     """Sum along a diagonal, as ``numpy.trace``.
 

@@ -36,7 +36,7 @@ from functad.lax import shapes as ls
 from functad.lax import reductions as lr
 from functad.numpy._ufuncs import _arr
 from functad.numpy._linalg_ops import (matmul, tensordot, outer, trace, diagonal, cross,  # noqa: F401
-                                       vecdot, _norm_axis)
+                                       vecdot, _norm_axis, _numpy_when_concrete)
 
 __all__ = ["norm", "vector_norm", "matrix_norm", "inv", "det", "slogdet", "solve", "cholesky",
            "eigh", "eigvalsh", "matrix_power", "multi_dot", "pinv", "matmul", "tensordot",
@@ -294,6 +294,7 @@ def qr(a, mode="reduced"):
 # Products: matrix_power, multi_dot, pinv
 # --------------------------------------------------------------------------
 
+@_numpy_when_concrete(np.linalg.matrix_power, 1)
 def matrix_power(a, n):
     """Raise a square matrix (or stack) to the integer power ``n`` by repeated
     squaring; negative powers invert first.
@@ -480,6 +481,7 @@ def _matrix_norm(x, ord, axes, shape, keepdims):
     return _keep(out, shape, axes) if keepdims else out
 
 
+@_numpy_when_concrete(np.linalg.norm, 1)
 def norm(x, ord=None, axis=None, keepdims=False):
     """Vector or matrix norm, as ``numpy.linalg.norm``.
 
@@ -529,6 +531,7 @@ def norm(x, ord=None, axis=None, keepdims=False):
     raise ValueError(f"norm: axis must be None, an int or a pair of ints, got {axis!r}")
 
 
+@_numpy_when_concrete(np.linalg.vector_norm, 1)
 def vector_norm(x, /, *, axis=None, keepdims=False, ord=2):
     """Vector norm over ``axis`` (all axes if None; several axes are treated as
     one flattened vector), as ``numpy.linalg.vector_norm``.
@@ -551,6 +554,7 @@ def vector_norm(x, /, *, axis=None, keepdims=False, ord=2):
     return _vector_norm(x, ord, axes, shape, keepdims)
 
 
+@_numpy_when_concrete(np.linalg.matrix_norm, 1)
 def matrix_norm(x, /, *, keepdims=False, ord="fro"):
     """Matrix norm over the last two axes, as ``numpy.linalg.matrix_norm``.
 
