@@ -26,6 +26,11 @@ Derivative rules sit right after each family:
   has the same derivative as ``reduce_max``);
 * ``cumsum`` is linear; its transpose is the reverse cumulative sum.
 
+Batching rules (``vmap``) are one per family: every primitive here acts on
+static axes of a single operand, so the rule renumbers those axes around the
+batch axis and leaves the operand where it is (no transpose, no copy); see
+:func:`_batched_axis`.
+
 >>> import functad.numpy as fnp
 >>> from functad import lax
 >>> lax.reduce_max(fnp.array([[1.0, 5.0], [7.0, 2.0]]), axes=(1,))
@@ -95,6 +100,19 @@ def _bool_dtype(dtype):
 
 def _normalize(axes):
     return tuple(sorted(int(a) for a in axes))
+
+
+def _batched_axis(axis, bdim):
+    """Where axis ``axis`` of one example is in the batched operand, whose batch
+    axis is ``bdim``: the axes at or after ``bdim`` move up by one."""
+    return axis + (axis >= bdim)
+
+
+def _batched_out_dim(bdim, removed):
+    """The batch axis of an output from which the example axes ``removed`` (in
+    the example's numbering) were reduced away: one place down for each
+    removed axis that came before it."""
+    return bdim - sum(1 for a in removed if a < bdim)
 
 
 # --------------------------------------------------------------------------
@@ -196,6 +214,14 @@ def _make_reduction(name, impl, dtype_rule, identity):
     prim.impl = _impl
     prim.abstract_eval = abstract_eval
     bind = prim.bind
+
+    def batch(vals, dims, *, axes):
+        # reduce the same example axes of the batched operand; the batch axis
+        # survives, shifted down past the reduced axes before it
+        (x,), (d,) = vals, dims
+        return bind(x, axes=tuple(_batched_axis(a, d) for a in axes)), _batched_out_dim(d, axes)
+
+    prim.batch = batch
 
     def fn(x, axes):
         return bind(x, axes=_normalize(axes))
@@ -312,6 +338,12 @@ def _make_arg_reduction(name, impl):
     defjvp_zero(prim)
     bind = prim.bind
 
+    def batch(vals, dims, *, axis):
+        (x,), (d,) = vals, dims
+        return bind(x, axis=_batched_axis(axis, d)), _batched_out_dim(d, (axis,))
+
+    prim.batch = batch
+
     def fn(x, axis):
         return bind(x, axis=int(axis))
     fn.__name__ = fn.__qualname__ = name
@@ -347,6 +379,13 @@ def _make_cumulative(name, accumulate, dtype_rule):
     prim.impl = impl
     prim.abstract_eval = abstract_eval
     bind = prim.bind
+
+    def batch(vals, dims, *, axis, reverse):
+        # the scan keeps the shape, so the batch axis stays where it is
+        (x,), (d,) = vals, dims
+        return bind(x, axis=_batched_axis(axis, d), reverse=reverse), d
+
+    prim.batch = batch
 
     def fn(x, axis, reverse=False):
         return bind(x, axis=int(axis), reverse=bool(reverse))
