@@ -457,11 +457,6 @@ def _trace(x):
     return reduce_sum(d, (nd - 2,))
 
 
-def _eye_like(aval):
-    n = aval.shape[-1]
-    return core._wrap(np.broadcast_to(np.eye(n, dtype=aval.dtype), aval.shape))
-
-
 def _float_out(name, *avals):
     _check_float(name, *avals)
     dt = np.result_type(*[a.dtype for a in avals])
