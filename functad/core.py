@@ -291,8 +291,6 @@ class EvalInterpreter(Interpreter):
             raise
         if prim.multiple_results:
             return [_wrap(o) for o in out]
-        if isinstance(out, np.generic) and _all_python_scalars(args):
-            return out.item()      # weak in, weak out: as JAX's weakly typed results
         return _wrap(out)
 
 
@@ -843,6 +841,12 @@ class StagingInterpreter(Interpreter):
                     return prim.bind(*args, **params)
                 finally:
                     tls.interp = self
+        elif not prim.multiple_results and _all_python_scalars(args):
+            # Constant-fold operations on Python scalars into a Python scalar: the
+            # result stays weakly typed, exactly as its abstract value says (NumPy
+            # would make it a strong float64 if the jaxpr evaluated it later).
+            out = prim.impl(*args, **params)
+            return out.item() if isinstance(out, np.generic) else out
         atoms = [self.to_atom(a) for a in args]
         try:
             out_aval = prim.abstract_eval(*[a.aval for a in atoms], **params)

@@ -159,9 +159,6 @@ def test_eager_results_interoperate_with_numpy():
     assert np.ndim(s) == 0 and float(s) == pytest.approx(np.sin(1.0))
 
 
-@pytest.mark.xfail(strict=True, reason="bug: since e881d94 an op whose inputs are all Python "
-                   "scalars returns a Python float, which has no .shape/.dtype/.astype (unlike "
-                   "NumPy scalars and JAX's weakly typed arrays): fnp.floor(1.5).astype(int) fails")
 @pytest.mark.parametrize("expr", [lambda: fnp.sin(1.0), lambda: fnp.floor(1.5),
                                   lambda: fnp.add(1.0, 2.0), lambda: fnp.maximum(1.0, 2)],
                          ids=["sin", "floor", "add", "maximum"])
@@ -171,8 +168,6 @@ def test_results_on_python_scalars_are_arrays(expr):
     assert out.astype(np.int64).dtype == np.int64
 
 
-@pytest.mark.xfail(strict=True, reason="bug: same cause; inside vjp, a zero-derivative op on a "
-                   "Python-float primal returns a Python float, so .astype raises AttributeError")
 def test_zero_derivative_op_on_a_python_float_under_vjp():
     out, f_vjp = fd.vjp(lambda x: (x * 2.0, fnp.floor(x).astype(np.int64)), 1.5)
     assert out[1] == 1
