@@ -117,14 +117,29 @@ _WEAK_SCALARS = {float: np.dtype("float64"), int: np.dtype("int64"),
                  complex: np.dtype("complex128")}
 
 
+_SCALAR_AVALS = {t: ShapedArray((), t) for t in (
+    np.float64, np.float32, np.float16, np.int64, np.int32, np.int16, np.int8, np.uint8,
+    np.uint16, np.uint32, np.uint64, np.bool_, np.complex128, np.complex64)}
+_SCALAR_AVALS.update({float: ShapedArray((), np.float64, True),
+                      int: ShapedArray((), np.int64, True),
+                      complex: ShapedArray((), np.complex128, True),
+                      bool: ShapedArray((), np.bool_)})
+for _a in _SCALAR_AVALS.values():
+    _aval_cache[(_a.shape, _a.dtype, _a.weak_type)] = _a
+del _a
+
+
 def aval_of(x) -> ShapedArray:
     """The abstract value of a concrete value or tracer.
 
     Python scalars are weakly typed; NumPy scalars and arrays are not.
     """
+    t = type(x)
+    a = _SCALAR_AVALS.get(t)
+    if a is not None:
+        return a
     if isinstance(x, Tracer):
         return x.aval
-    t = type(x)
     if t is bool:
         return _cached_aval((), np.dtype(bool))
     dt = _WEAK_SCALARS.get(t)
