@@ -387,7 +387,7 @@ def jvp(fun, primals, tangents, has_aux=False):
     -------
     >>> import functad as fd, functad.numpy as fnp
     >>> fd.jvp(fnp.sin, (0.0,), (2.0,))
-    (0.0, 2.0)
+    (np.float64(0.0), np.float64(2.0))
     """
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
         raise TypeError("jvp: primals and tangents must be tuples or lists, e.g. "
@@ -426,7 +426,7 @@ def linearize(fun, *primals):
     >>> import functad as fd, functad.numpy as fnp
     >>> y, f_jvp = fd.linearize(fnp.sin, 0.0)
     >>> f_jvp(3.0)
-    3.0
+    np.float64(3.0)
     """
     leaves, in_tree = _flatten_args(primals, "linearize")
     out_tree_box = []
@@ -494,7 +494,7 @@ def vjp(fun, *primals, has_aux=False):
     >>> import functad as fd, functad.numpy as fnp
     >>> y, f_vjp = fd.vjp(lambda x: x * x, 3.0)
     >>> f_vjp(1.0)
-    (6.0,)
+    (np.float64(6.0),)
     """
     out, f_vjp, aux = _vjp(fun, primals, has_aux, "vjp")
     return (out, f_vjp, aux) if has_aux else (out, f_vjp)
@@ -610,18 +610,62 @@ def grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
     return g
 
 
-def _std_basis(leaves):
-    """Yield (index, flat tangent list) for each scalar position of the inputs."""
-    for li, x in enumerate(leaves):
-        a = aval_of(x)
-        for j in range(a.size):
-            e = np.zeros(a.size, a.dtype)
-            e[j] = 1
-            yield li, j, e.reshape(a.shape)
+def _std_basis(avals):
+    """The standard basis of the flattened inputs, one batched array per leaf:
+    leaf ``i`` gets shape ``(N,) + shape_i`` where ``N`` is the total size."""
+    n = sum(a.size for a in avals)
+    basis, offset = [], 0
+    for a in avals:
+        b = np.zeros((n, a.size), a.dtype if a.is_float else np.float64)
+        b[np.arange(offset, offset + a.size), np.arange(a.size)] = 1
+        basis.append(core._wrap(b.reshape((n,) + a.shape)))
+        offset += a.size
+    return basis
+
+
+def _split_jacobian(batched, row_avals, col_avals, rows_first):
+    """Cut the batched results of a vmapped JVP/VJP into Jacobian blocks.
+
+    ``batched[k]`` has shape ``(N,) + shape_k`` with ``N`` the total size of
+    the ``row_avals`` (basis side).  Returns ``blocks[k][i]`` of shape
+    ``col_k + row_i`` (``rows_first=False``, jacfwd) or ``row_i + col_k``
+    (``rows_first=True``, jacrev).
+    """
+    from functad.lax.shapes import reshape, slice as lax_slice
+    blocks = []
+    for k, (x, ca) in enumerate(zip(batched, col_avals)):
+        row, offset = [], 0
+        for ra in row_avals:
+            part = lax_slice(x, (offset,) + (0,) * len(ca.shape),
+                             (offset + ra.size,) + tuple(ca.shape)) if len(row_avals) > 1 else x
+            offset += ra.size
+            if rows_first:
+                row.append(reshape(part, ra.shape + ca.shape))
+            else:
+                from functad.batching import moveaxis
+                part = moveaxis(part, 0, -1) if ca.shape else part
+                row.append(reshape(part, ca.shape + ra.shape))
+        blocks.append(row)
+    return blocks
+
+
+def _jacobian_inputs(fun, argnums, args, kwargs, fname, allow_int=False):
+    nums = _check_argnums(argnums, len(args), fname)
+    dyn = tuple(args[i] for i in nums)
+    for x in tu.tree_leaves(dyn):
+        _check_grad_input(x, fname, allow_int)
+
+    def partial(*d):
+        full = list(args)
+        for i, v in zip(nums, d):
+            full[i] = v
+        return fun(*full, **kwargs)
+    return dyn, partial
 
 
 def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
-    """Jacobian of ``fun`` by forward mode: one JVP per input element.
+    """Jacobian of ``fun`` by forward mode: the linearization applied, under
+    :func:`functad.vmap`, to every standard basis vector at once.
 
     The result for output leaf of shape ``O`` and input leaf of shape ``I`` has
     shape ``O + I``; its pytree is the output structure with the input
@@ -633,60 +677,35 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
            [0., 4.]])
     """
     def jac(*args, **kwargs):
-        from functad import numpy as fnp
-        nums = _check_argnums(argnums, len(args), "jacfwd")
-        dyn = tuple(args[i] for i in nums)
-        for x in tu.tree_leaves(dyn):
-            _check_grad_input(x, "jacfwd", False)
-
-        def partial(*d):
-            full = list(args)
-            for i, v in zip(nums, d):
-                full[i] = v
-            out = fun(*full, **kwargs)
-            return out
+        from functad.batching import vmap
+        dyn, partial = _jacobian_inputs(fun, argnums, args, kwargs, "jacfwd")
         leaves, in_tree = tu.tree_flatten(dyn)
         store = {}
 
         def flat(*xs):
             out = partial(*tu.tree_unflatten(in_tree, list(xs)))
             out, aux = _split_aux(out, has_aux, "jacfwd")
-            o, t = tu.tree_flatten(out)
-            store["tree"], store["aux"] = t, aux
+            o, store["tree"] = tu.tree_flatten(out)
+            store["aux"] = (core._tls.interp, aux)
             return o
-        interp_box = []
-
-        def flat_capture(*xs):
-            interp_box.append(core.current_interpreter())
-            return flat(*xs)
-        outs, lin = linearize_flat(flat_capture, leaves, "jacfwd", fun)
-        aux = _strip(interp_box[0], store["aux"]) if has_aux else None
+        outs, lin = linearize_flat(flat, leaves, "jacfwd", fun)
         in_avals = [aval_of(x) for x in leaves]
-        out_avals = [aval_of(o) for o in outs]
-        # columns[k][li] -> list over j of output leaf k tangents
-        cols = [[[] for _ in leaves] for _ in outs]
-        for li, j, e in _std_basis(leaves):
-            ts = [zeros_like_aval(a) if i != li else core._wrap(e) for i, a in enumerate(in_avals)]
-            for k, o in enumerate(lin(*ts)):
-                cols[k][li].append(o)
-        blocks = []
-        for k, oa in enumerate(out_avals):
-            row = []
-            for li, ia in enumerate(in_avals):
-                if ia.size == 0:
-                    row.append(fnp.zeros(oa.shape + ia.shape, oa.dtype))
-                    continue
-                st = fnp.stack(cols[k][li], axis=-1)
-                row.append(fnp.reshape(st, oa.shape + ia.shape))
-            blocks.append(tu.tree_unflatten(in_tree, row))
+        out_avals = lin.out_avals
+        cols = vmap(lambda *ts: lin(*ts))(*_std_basis(in_avals))
+        blocks = _split_jacobian(cols, in_avals, out_avals, rows_first=False)
+        blocks = [tu.tree_unflatten(in_tree, b) for b in blocks]
         blocks = [b[0] if isinstance(argnums, int) else b for b in blocks]
         res = tu.tree_unflatten(store["tree"], blocks)
-        return (res, aux) if has_aux else res
+        if has_aux:
+            interp, aux = store["aux"]
+            return res, _strip(interp, aux)
+        return res
     return jac
 
 
 def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
-    """Jacobian of ``fun`` by reverse mode: one VJP per output element.
+    """Jacobian of ``fun`` by reverse mode: the VJP applied, under
+    :func:`functad.vmap`, to every standard basis cotangent at once.
 
     Same output convention as :func:`jacfwd`.
 
@@ -696,42 +715,21 @@ def jacrev(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
            [0., 4.]])
     """
     def jac(*args, **kwargs):
-        from functad import numpy as fnp
-        nums = _check_argnums(argnums, len(args), "jacrev")
-        dyn = tuple(args[i] for i in nums)
-        for x in tu.tree_leaves(dyn):
-            _check_grad_input(x, "jacrev", allow_int)
-
-        def partial(*d):
-            full = list(args)
-            for i, v in zip(nums, d):
-                full[i] = v
-            return fun(*full, **kwargs)
+        from functad.batching import vmap
+        dyn, partial = _jacobian_inputs(fun, argnums, args, kwargs, "jacrev", allow_int)
         out, f_vjp, aux = _vjp(partial, dyn, has_aux, "jacrev")
         o_leaves, o_tree = tu.tree_flatten(out)
         in_leaves, in_tree = tu.tree_flatten(dyn)
         in_avals = [aval_of(x) for x in in_leaves]
-        out_avals = [aval_of(o) for o in o_leaves]
-        blocks = []
-        for k, oa in enumerate(out_avals):
-            rows = [[] for _ in in_leaves]
-            for j in range(oa.size):
-                cts = [zeros_like_aval(a) for a in out_avals]
-                e = np.zeros(oa.size, oa.dtype)
-                e[j] = 1
-                cts[k] = core._wrap(e.reshape(oa.shape))
-                g = tu.tree_leaves(f_vjp(tu.tree_unflatten(o_tree, cts)))
-                for li, gl in enumerate(g):
-                    rows[li].append(gl)
-            row = []
-            for li, ia in enumerate(in_avals):
-                if oa.size == 0:
-                    row.append(fnp.zeros(oa.shape + ia.shape, ia.dtype))
-                    continue
-                row.append(fnp.reshape(fnp.stack(rows[li], axis=0), oa.shape + ia.shape))
-            blocks.append(tu.tree_unflatten(in_tree, row))
-        blocks = [b[0] if isinstance(argnums, int) else b for b in blocks]
-        res = tu.tree_unflatten(o_tree, blocks)
+        out_avals = f_vjp.linear_function.out_avals
+        lin = f_vjp.linear_function
+        rows = vmap(lambda *cts: lin.transpose(list(cts)))(*_std_basis(out_avals))
+        blocks = _split_jacobian(rows, out_avals, in_avals, rows_first=True)
+        # blocks[i][k]: input i, output k -> regroup per output
+        per_out = [tu.tree_unflatten(in_tree, [blocks[i][k] for i in range(len(in_avals))])
+                   for k in range(len(out_avals))]
+        per_out = [b[0] if isinstance(argnums, int) else b for b in per_out]
+        res = tu.tree_unflatten(o_tree, per_out)
         return (res, aux) if has_aux else res
     return jac
 

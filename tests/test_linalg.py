@@ -730,27 +730,3 @@ def test_norm_gradient_at_zero_is_zero(f):
     x = np.array([[0.0, 0.0, 0.0], [3.0, 4.0, 0.0]])
     g = fd.grad(lambda x: fnp.sum(fnp.linalg.norm(x, axis=1)))(x)
     np.testing.assert_allclose(g, [[0, 0, 0], [0.6, 0.8, 0]])
-
-
-# --------------------------------------------------------------------------
-# Documentation examples
-# --------------------------------------------------------------------------
-
-@pytest.mark.parametrize("name", ["functad.lax.linalg", "functad.numpy._linalg_ops",
-                                  "functad.numpy.linalg"])
-def test_docstring_examples(name):
-    import doctest
-    import importlib
-    mod = importlib.import_module(name)
-    res = doctest.testmod(mod, extraglobs=dict(vars(mod), np=np),
-                          optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert res.attempted > 0 and res.failed == 0, res
-
-
-def test_docs_numpy_linalg_examples():
-    import doctest
-    import pathlib
-    path = pathlib.Path(__file__).resolve().parent.parent / "docs" / "numpy_linalg.md"
-    res = doctest.testfile(str(path), module_relative=False,
-                           optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
-    assert res.attempted >= 20 and res.failed == 0, res

@@ -439,30 +439,3 @@ def test_methods_on_tracers():
     closed = fd.make_jaxpr(lambda x: fnp.swapaxes(x, 0, 1).repeat(2, axis=0))(x)
     check_jaxpr(closed.jaxpr)
     np.testing.assert_array_equal(closed(x)[0], np.swapaxes(x, 0, 1).repeat(2, axis=0))
-
-
-# --------------------------------------------------------------------------
-# Documentation examples run
-# --------------------------------------------------------------------------
-
-_DOC_MODULES = ["functad.lax.shapes", "functad.lax.indexing", "functad.lax.sorting",
-                "functad.numpy._shapes", "functad.numpy._indexing", "functad.numpy._sorting"]
-
-
-@pytest.mark.parametrize("name", _DOC_MODULES)
-def test_docstring_examples(name):
-    import doctest
-    import importlib
-    mod = importlib.import_module(name)
-    globs = dict(vars(mod), np=np)
-    res = doctest.testmod(mod, extraglobs=globs, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert res.attempted > 0 and res.failed == 0, res
-
-
-def test_docs_numpy_shapes_indexing_examples():
-    import doctest
-    import pathlib
-    path = pathlib.Path(__file__).resolve().parent.parent / "docs" / "numpy_shapes_indexing.md"
-    res = doctest.testfile(str(path), module_relative=False,
-                           optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
-    assert res.attempted >= 20 and res.failed == 0, res

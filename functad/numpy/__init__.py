@@ -7,7 +7,7 @@ float64 by default; float32 inputs stay float32.
 
 >>> import functad.numpy as fnp
 >>> fnp.sum(fnp.sin(fnp.zeros(3)) + 1.0)
-Array(3.)
+np.float64(3.0)
 """
 
 from functad.numpy._core import *  # noqa: F401,F403

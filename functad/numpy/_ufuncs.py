@@ -46,8 +46,10 @@ def _unary(np_name, prim):
     def fn(x, /):
         return bind(x if isinstance(x, _ARRAY_TYPES) else _arr(x))
     fn.__name__ = fn.__qualname__ = np_name
+    dt = ", dtype=int" if prim.name.startswith("bitwise") else ""
     fn.__doc__ = (f"Differentiable ``numpy.{np_name}`` (primitive ``{prim.name}``).\n\n"
-                  f">>> import functad.numpy as fnp\n>>> fnp.{np_name}(fnp.ones(2)).shape\n(2,)\n")
+                  f">>> import functad.numpy as fnp\n>>> fnp.{np_name}(fnp.ones(2{dt})).shape\n"
+                  "(2,)\n")
     return fn
 
 
@@ -61,9 +63,10 @@ def _binary(np_name, prim):
             y = _arr(y)
         return bind(x, y)
     fn.__name__ = fn.__qualname__ = np_name
+    dt = ", dtype=int" if prim.name.startswith("bitwise") else ""
     fn.__doc__ = (f"Differentiable ``numpy.{np_name}`` with broadcasting (primitive "
                   f"``{prim.name}``).\n\n>>> import functad.numpy as fnp\n"
-                  f">>> fnp.{np_name}(fnp.ones(2), fnp.ones((3, 1))).shape\n(3, 2)\n")
+                  f">>> fnp.{np_name}(fnp.ones(2{dt}), fnp.ones((3, 1){dt})).shape\n(3, 2)\n")
     return fn
 
 
