@@ -57,3 +57,12 @@ def test_gradient_descent():
     assert len(losses) >= 3
     assert losses[0] == pytest.approx(0.69314718)        # ln 2 at w = 0
     assert all(b <= a for a, b in zip(losses, losses[1:]))   # monotone descent
+
+
+def test_per_example_gradients():
+    out = run_example("per_example_gradients.py")
+    m = re.search(r"per-example gradients: shape \(256, 6\), max \|vmap - loop\| = (\S+)", out)
+    assert m and float(m.group(1)) <= 1e-12
+    losses = [float(v) for v in re.findall(r"loss (\d\.\d+)", out)]
+    assert losses[0] == pytest.approx(0.69314718, abs=1e-4) and losses[-1] < 0.3
+    assert float(re.search(r"accuracy after clipped SGD: ([\d.]+)", out).group(1)) > 0.8
