@@ -21,52 +21,19 @@ own indexing of an ndarray subclass.
 """
 
 import argparse
-import os
 import platform
-import statistics
-import sys
-import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
+from _timing import measure, median_ratio, median_us  # noqa: E402  (also sets sys.path)
 import functad.numpy as fnp  # noqa: E402
-
-
-def _calibrate(fn, sample_ms):
-    """Number of loops for one sample of ``fn`` to last about ``sample_ms``."""
-    fn()                                   # warm caches (abstract eval, dtype tables)
-    loops = 1
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(loops):
-            fn()
-        t = time.perf_counter() - t0
-        if t >= sample_ms / 1e3 or loops >= 1 << 22:
-            return loops
-        loops = max(loops * 2, int(loops * sample_ms / 1e3 / max(t, 1e-9)))
-
-
-def _sample(fn, loops):
-    t0 = time.perf_counter()
-    for _ in range(loops):
-        fn()
-    return (time.perf_counter() - t0) / loops
 
 
 def time_pair(f_a, f_b, repeats, sample_ms):
     """Median time per call (microseconds) of two functions, and the median of
-    their per-repeat ratios.  Samples alternate, so that a slow phase of a noisy
-    machine hits both alike; the ratio of each adjacent pair is the robust
-    number."""
-    la, lb = _calibrate(f_a, sample_ms), _calibrate(f_b, sample_ms)
-    sa, sb = [], []
-    for _ in range(repeats):
-        sa.append(_sample(f_a, la))
-        sb.append(_sample(f_b, lb))
-    ratio = statistics.median(a / b for a, b in zip(sa, sb))
-    return statistics.median(sa) * 1e6, statistics.median(sb) * 1e6, ratio
+    their per-round ratios (samples alternate: see ``_timing``)."""
+    sa, sb = measure([f_a, f_b], repeats, sample_ms)
+    return median_us(sa), median_us(sb), median_ratio(sa, sb)
 
 
 def cases(n):

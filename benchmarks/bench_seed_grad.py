@@ -28,16 +28,12 @@ The project's target: functad's eager ``grad`` at most 0.5x autograd's latency.
 import argparse
 import importlib.util
 import math
-import os
 import platform
-import statistics
 import sys
-import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
+from _timing import measure, median_ratio, median_us  # noqa: E402  (also sets sys.path)
 import functad as fd  # noqa: E402
 import functad.numpy as fnp  # noqa: E402
 
@@ -133,32 +129,6 @@ def rows():
 
 # --- timing -------------------------------------------------------------------
 
-def calibrate(fn, sample_ms):
-    for _ in range(3):
-        fn()                    # warm up (jit compiles here)
-    loops = 1
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(loops):
-            fn()
-        t = time.perf_counter() - t0
-        if t >= sample_ms / 1e3 or loops >= 1 << 20:
-            return loops
-        loops = max(loops * 2, int(loops * sample_ms / 1e3 / max(t, 1e-9)))
-
-
-def measure(fns, repeats, sample_ms):
-    loops = [calibrate(fn, sample_ms) for fn in fns]
-    samples = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, n, s in zip(fns, loops, samples):
-            t0 = time.perf_counter()
-            for _ in range(n):
-                fn()
-            s.append((time.perf_counter() - t0) / n)
-    return samples
-
-
 def profile_functad(n_calls=2000, top=25):
     import cProfile
     import pstats
@@ -203,9 +173,9 @@ def main():
     for name, s in zip(names, samples):
         # the ratio is the median of per-round ratios (the rows of one round run
         # back to back), steadier on a noisy machine than a ratio of medians
-        r = statistics.median(a / b for a, b in zip(s, ref)) if ref else None
+        r = median_ratio(s, ref) if ref else None
         ratios.append(r)
-        print(f"{name:<24}{statistics.median(s) * 1e6:>10.2f}"
+        print(f"{name:<24}{median_us(s):>10.2f}"
               f"{(f'{r:.2f}x' if r is not None else '-'):>13}")
     if ref:
         r = ratios[0]
