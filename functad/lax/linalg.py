@@ -22,6 +22,23 @@ symmetrizes its input first, so users see symmetric derivatives.
 ``eigh`` assumes distinct eigenvalues: the derivative of the eigenvectors
 divides by eigenvalue gaps ``w[j] - w[i]``; likewise ``svd`` assumes distinct,
 non-zero singular values, and ``qr`` a full-rank input.
+
+Batching rules (``vmap``) sit next to each primitive.  None of them loops
+over the batch, and none moves data it does not have to:
+
+* ``dot_general`` renumbers its dimension numbers around the batch axes.  A
+  batched and an unbatched operand make one operand's free dimensions larger
+  (the unbatched one is never broadcast); two batched operands pair their
+  batch axes as a new ``dot_general`` batch dimension.
+* ``diagonal`` renumbers its two axes; ``embed_diagonal`` leaves a batch axis
+  alone unless it is the (last) diagonal axis.
+* The matrix functions already take leading batch dimensions: a batch axis
+  among those stays where it is, one among the two matrix axes moves in front.
+* ``solve`` and ``triangular_solve`` with only ``b`` batched fold the batch
+  into the columns of ``b`` (one factorization of ``a`` for the whole batch,
+  no broadcasting of ``a``); only a batched ``a`` with an unbatched ``b``
+  broadcasts ``b``, which the primitive needs to see with ``a``'s leading
+  dimensions.
 """
 
 from __future__ import annotations
@@ -33,6 +50,7 @@ import numpy as np
 from functad import core
 from functad.core import Primitive
 from functad.ad import deflinear, is_undefined
+from functad.batching import moveaxis
 
 __all__ = ["dot_general", "diagonal", "embed_diagonal", "matmul", "cholesky",
            "triangular_solve", "solve", "inv", "det", "slogdet", "eigh", "svd", "qr", "swap_last"]
@@ -64,6 +82,22 @@ def _checked_impl(prim, impl):
             raise e
     run.__name__ = f"{prim.name}_impl"
     return run
+
+
+def _ndim(x):
+    return len(core.shape_of(x))
+
+
+def _renumber(axes, bdim):
+    """Example axes ``axes`` as axes of the batched operand, whose batch axis is
+    ``bdim``: those at or after ``bdim`` move up by one."""
+    return tuple(a + (a >= bdim) for a in axes)
+
+
+def _leading(d, nd, core_dims=2):
+    """Whether batch axis ``d`` of a batched operand of rank ``nd`` is one of the
+    leading (stacking) dimensions, not one of the last ``core_dims``."""
+    return d < nd - core_dims
 
 
 # --------------------------------------------------------------------------
@@ -238,6 +272,36 @@ dot_general_p.transpose = _dot_general_transpose
 dot_general_p.linear = True
 
 
+def _dot_general_batch(vals, dims, *, dimension_numbers):
+    """Renumber the dimension numbers around the batch axes; nothing moves.
+
+    Only one operand batched: its batch axis is one more free dimension of it,
+    and lands in the output among that operand's free dimensions, in order
+    (so ``x @ W`` for a batch of ``x`` is one bigger product with ``W`` as it
+    is).  Both batched: the two batch axes become the first ``dot_general``
+    batch dimension, so the output's batch axis is 0.
+    """
+    x, y = vals
+    dx, dy = dims
+    (lc, rc), (lb, rb) = dimension_numbers
+    if dx is not None:
+        lc, lb = _renumber(lc, dx), _renumber(lb, dx)
+    if dy is not None:
+        rc, rb = _renumber(rc, dy), _renumber(rb, dy)
+    if dx is not None and dy is not None:
+        dn = ((lc, rc), ((dx,) + lb, (dy,) + rb))
+        return dot_general_p.bind(x, y, dimension_numbers=dn), 0
+    dn = ((lc, rc), (lb, rb))
+    lf, rf, _ = _dot_layout(dn, _ndim(x), _ndim(y))
+    out = dot_general_p.bind(x, y, dimension_numbers=dn)
+    if dx is not None:
+        return out, len(lb) + lf.index(dx)
+    return out, len(lb) + len(lf) + rf.index(dy)
+
+
+dot_general_p.batch = _dot_general_batch
+
+
 def _axes(dims):
     return tuple(int(d) for d in dims)
 
@@ -336,6 +400,18 @@ diagonal_p.abstract_eval = _diagonal_abstract_eval
 deflinear(diagonal_p, _diagonal_transpose)
 
 
+def _diagonal_batch(vals, dims, *, offset, axis1, axis2):
+    # the same two example axes of the batched operand; the batch axis stays
+    # among the other axes, shifted down past axis1 and axis2 if they precede it
+    (x,), (d,) = vals, dims
+    a1, a2 = _renumber((axis1, axis2), d)
+    out = diagonal_p.bind(x, offset=offset, axis1=a1, axis2=a2)
+    return out, d - (a1 < d) - (a2 < d)
+
+
+diagonal_p.batch = _diagonal_batch
+
+
 def diagonal(x, offset=0, axis1=0, axis2=1):
     """The diagonal of ``x`` over ``axis1`` and ``axis2``, as ``numpy.diagonal``:
     those two axes are removed and the diagonal is appended as the last axis.
@@ -387,6 +463,18 @@ def _embed_diagonal_transpose(ct, v, *, offset, n, m):
 
 
 deflinear(embed_diagonal_p, _embed_diagonal_transpose)
+
+
+def _embed_diagonal_batch(vals, dims, *, offset, n, m):
+    # every axis but the last is a stacking axis: a batch axis there stays put;
+    # if the batch axis is the diagonal axis itself, it moves in front
+    (v,), (d,) = vals, dims
+    if not _leading(d, _ndim(v), 1):
+        v, d = moveaxis(v, d, 0), 0
+    return embed_diagonal_p.bind(v, offset=offset, n=n, m=m), d
+
+
+embed_diagonal_p.batch = _embed_diagonal_batch
 
 
 def embed_diagonal(v, n=None, m=None, offset=0):
@@ -463,6 +551,69 @@ def _float_out(name, *avals):
     return dt
 
 
+def _stacked_matrix_batch(prim):
+    """Batching rule of a one-operand primitive on ``(..., m, n)`` stacks whose
+    outputs all keep the leading dimensions: a batch axis among the leading
+    dimensions stays where it is (and is there in every output); one among the
+    two matrix axes moves in front."""
+    def rule(vals, dims, **params):
+        (a,), (d,) = vals, dims
+        if not _leading(d, _ndim(a)):
+            a, d = moveaxis(a, d, 0), 0
+        out = prim.bind(a, **params)
+        return out, ([d] * len(out) if prim.multiple_results else d)
+    rule.__name__ = f"_{prim.name}_batch"
+    return rule
+
+
+def _broadcast_at(x, axis, size):
+    """Unbatched ``x`` with a new axis of length ``size`` at ``axis`` (a view)."""
+    shape = tuple(core.shape_of(x))
+    if axis:
+        x = _shapes().reshape(x, shape[:axis] + (1,) + shape[axis:])
+    return _shapes().broadcast_to(x, shape[:axis] + (size,) + shape[axis:])
+
+
+def _linear_solve_batch(prim):
+    """Batching rule of ``solve``-like primitives ``(a, b) -> x`` (``a`` of shape
+    ``(..., n, n)``, ``b`` and ``x`` of shape ``(..., n, k)`` with the same
+    leading dimensions), which act on the columns of ``b`` independently.
+
+    * ``b`` batched only: the batch becomes more columns of ``b``, so ``a`` is
+      factorized once for the whole batch and never broadcast;
+    * ``a`` batched only: ``b`` must be broadcast (the primitive needs equal
+      leading dimensions); the batch axis goes where ``a``'s is if that is a
+      leading dimension (``a`` does not move), else in front;
+    * both batched: aligned on a common axis, moving only one operand when
+      either batch axis is a leading dimension already.
+    """
+    def rule(vals, dims, **params):
+        a, b = vals
+        da, db = dims
+        sh = _shapes()
+        if da is None:
+            r = _ndim(b) - 1                   # rank of an example of b, (..., n, k)
+            if db < r - 1:                     # to (..., n, k, B): next to the columns
+                b, db = moveaxis(b, db, r), r
+            shape = tuple(core.shape_of(b))    # (..., n, B, k) or (..., n, k, B)
+            cols = sh.reshape(b, shape[:-2] + (shape[-2] * shape[-1],))
+            return sh.reshape(prim.bind(a, cols, **params), shape), db
+        nd = _ndim(a)
+        if db is None:
+            if not _leading(da, nd):
+                a, da = moveaxis(a, da, 0), 0
+            return prim.bind(a, _broadcast_at(b, da, core.shape_of(a)[da]), **params), da
+        if _leading(da, nd):
+            b, db = moveaxis(b, db, da), da
+        elif _leading(db, nd):
+            a, da = moveaxis(a, da, db), db
+        else:
+            a, b, da = moveaxis(a, da, 0), moveaxis(b, db, 0), 0
+        return prim.bind(a, b, **params), da
+    rule.__name__ = f"_{prim.name}_batch"
+    return rule
+
+
 # --------------------------------------------------------------------------
 # cholesky
 # --------------------------------------------------------------------------
@@ -500,6 +651,7 @@ def _phi_mask(n, dtype):
 
 cholesky_p.abstract_eval = _cholesky_abstract_eval
 cholesky_p.jvp = _cholesky_jvp
+cholesky_p.batch = _stacked_matrix_batch(cholesky_p)
 
 
 def cholesky(a):
@@ -583,6 +735,7 @@ triangular_solve_p.abstract_eval = _triangular_solve_abstract_eval
 triangular_solve_p.jvp = _triangular_solve_jvp
 triangular_solve_p.transpose = _triangular_solve_transpose
 triangular_solve_p.linear = True
+triangular_solve_p.batch = _linear_solve_batch(triangular_solve_p)
 
 
 def triangular_solve(a, b, *, left_side=True, lower=True, transpose_a=False,
@@ -652,6 +805,7 @@ solve_p.abstract_eval = _solve_abstract_eval
 solve_p.jvp = _solve_jvp
 solve_p.transpose = _solve_transpose
 solve_p.linear = True
+solve_p.batch = _linear_solve_batch(solve_p)
 
 
 def solve(a, b):
@@ -687,6 +841,7 @@ def _inv_jvp(primals, tangents):
 
 inv_p.abstract_eval = _inv_abstract_eval
 inv_p.jvp = _inv_jvp
+inv_p.batch = _stacked_matrix_batch(inv_p)
 
 
 def inv(a):
@@ -726,6 +881,7 @@ def _det_jvp(primals, tangents):
 
 det_p.abstract_eval = _det_abstract_eval
 det_p.jvp = _det_jvp
+det_p.batch = _stacked_matrix_batch(det_p)
 
 
 def det(a):
@@ -761,6 +917,7 @@ def _slogdet_jvp(primals, tangents):
 
 slogdet_p.abstract_eval = _slogdet_abstract_eval
 slogdet_p.jvp = _slogdet_jvp
+slogdet_p.batch = _stacked_matrix_batch(slogdet_p)
 
 
 def slogdet(a):
@@ -818,6 +975,7 @@ def _eigh_jvp(primals, tangents, *, lower):
 
 eigh_p.abstract_eval = _eigh_abstract_eval
 eigh_p.jvp = _eigh_jvp
+eigh_p.batch = _stacked_matrix_batch(eigh_p)
 
 
 def eigh(a, lower=True):
@@ -898,6 +1056,7 @@ def _svd_jvp(primals, tangents, *, full_matrices):
 svd_p.impl = _svd_impl
 svd_p.abstract_eval = _svd_abstract_eval
 svd_p.jvp = _svd_jvp
+svd_p.batch = _stacked_matrix_batch(svd_p)
 
 
 def svd(a, full_matrices=False):
@@ -978,6 +1137,7 @@ def _qr_jvp(primals, tangents, *, full_matrices):
 
 qr_p.abstract_eval = _qr_abstract_eval
 qr_p.jvp = _qr_jvp
+qr_p.batch = _stacked_matrix_batch(qr_p)
 
 
 def qr(a, full_matrices=False):
