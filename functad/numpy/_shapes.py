@@ -821,7 +821,8 @@ def pad(array, pad_width, mode="constant", **kwargs):
     if isinstance(cv, Tracer) and core.aval_of(cv).ndim != 0:
         raise NotImplementedError("pad: traced constant_values must be a scalar")
     pairs = _pad_pairs(cv, nd, "pad", "constant_values")
-    if all(p == pairs[0] for p in pairs) and pairs[0][0] is pairs[0][1]:
+    v0 = pairs[0][0] if pairs else None
+    if pairs and all(_same_value(v, v0) for p in pairs for v in p):
         return ls.pad(x, _pad_value(pairs[0][0], aval.dtype), [(lo, hi, 0) for lo, hi in widths])
     # per-axis values: pad one axis (and one side) at a time, as NumPy does
     for ax, ((lo, hi), (vlo, vhi)) in enumerate(zip(widths, pairs)):
@@ -831,6 +832,17 @@ def pad(array, pad_width, mode="constant", **kwargs):
                 cfg[ax] = (w, 0, 0) if side == 0 else (0, w, 0)
                 x = ls.pad(x, _pad_value(v, aval.dtype), cfg)
     return ls._unchanged(x)
+
+
+def _same_value(a, b):
+    """``a`` and ``b`` are the same padding value: the same object, or equal
+    concrete scalars (traced values are never compared: that would need
+    their values, unknown under vmap or staging)."""
+    if a is b:
+        return True
+    if isinstance(a, Tracer) or isinstance(b, Tracer):
+        return False
+    return bool(np.asarray(a) == np.asarray(b))
 
 
 def _pad_value(v, dtype):
