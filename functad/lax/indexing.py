@@ -30,6 +30,10 @@ the transpose of the clamping gather.
 and its transpose is a scatter-add into zeros (repeated indices accumulate).
 ``scatter`` has a JVP for every mode; it is transposable in ``mode="add"``
 (in both the operand and the values) and ``mode="mul"`` (in the operand).
+
+Under ``vmap`` a batched gather or scatter is still one primitive: the batch
+axis of the operand gets one more indexer entry (a slice, or an ``arange``
+index array paired with batched index arrays); see "Batching" below.
 """
 
 from __future__ import annotations
@@ -243,6 +247,119 @@ gather_p.abstract_eval = _gather_abstract_eval
 gather_p.jvp = _gather_jvp
 gather_p.transpose = _gather_transpose
 gather_p.linear = True
+
+
+# --------------------------------------------------------------------------
+# Batching (vmap) of gather and scatter
+# --------------------------------------------------------------------------
+#
+# The batch axis of the operand becomes one more entry of the indexer, so a
+# batched gather or scatter is still a single primitive:
+#
+# * index arrays unbatched: a full slice ("s", 0, n, 1) over the operand's
+#   batch axis;
+# * some index arrays batched: their batch axis goes first and they broadcast
+#   as NumPy does (``broadcast_batched``), so the broadcast index shape is
+#   ``(n,) + B``; a batched operand then gets the index array
+#   ``arange(n)[:, None, ...]`` on its batch axis, pairing example i's indices
+#   with example i's operand.  An unbatched operand of a gather stays as it is.
+#
+# NumPy puts the broadcast index shape where the advanced entries are if they
+# are adjacent, else first.  The new entry must not change that placement
+# (that would reorder the example's output axes), so a slice never goes
+# inside a block of adjacent advanced entries and an index array never goes
+# outside it; when the operand's batch axis is at such a place, it is moved
+# next to the block first.
+
+def _advanced(entries):
+    has_arrays = any(e[0] == "a" for e in entries)
+    return [k for k, e in enumerate(entries) if e[0] == "a" or (has_arrays and e[0] == "i")]
+
+
+def _adjacent(adv):
+    return bool(adv) and adv == list(range(adv[0], adv[-1] + 1))
+
+
+def _batch_entry(entries, bdim, kind):
+    """Where to insert the batch entry (``kind`` ``"s"`` or ``"a"``) for an operand
+    whose batch axis is ``bdim`` (None: unbatched, to be broadcast anywhere).
+    Returns ``(k, t)``: the entry position, and the axis the operand's batch
+    axis must be moved to first."""
+    adv = _advanced(entries)
+    adjacent = _adjacent(adv)
+
+    def ok(k):
+        if not adjacent:
+            return True
+        if kind == "a":
+            return adv[0] <= k <= adv[-1] + 1
+        return k <= adv[0] or k > adv[-1]
+
+    consuming = [k for k, e in enumerate(entries) if e[0] not in "ne"]
+    if bdim is not None:
+        # the entries between those consuming axes bdim - 1 and bdim
+        lo = consuming[bdim - 1] + 1 if bdim > 0 else 0
+        hi = consuming[bdim] if bdim < len(consuming) else len(entries)
+        for k in (lo, hi, max(lo, adv[0]) if adv else lo):
+            if lo <= k <= hi and ok(k):
+                return k, bdim
+    if not adv:
+        return 0, 0
+    # right before the advanced block: the batch axis goes before the axis it indexes
+    return adv[0], sum(1 for k in consuming if k < adv[0])
+
+
+def _entry_out_axis(entries, k, b_rank):
+    """The output axis of the (slice or newaxis) entry ``k``, or, for an
+    advanced entry, the first axis of the broadcast index shape (of rank ``b_rank``)."""
+    adv = _advanced(entries)
+    if k in adv:
+        return 0 if not _adjacent(adv) else sum(1 for e in entries[:adv[0]] if e[0] in "sn")
+    before = sum(1 for e in entries[:k] if e[0] in "sn")
+    if adv and (not _adjacent(adv) or k > adv[0]):
+        before += b_rank
+    return before
+
+
+def _index_rank(arrays):
+    return max((len(core.shape_of(a)) for a in arrays), default=0)
+
+
+def _batch_index(indexer, arrays, adims, xd, n, operand_batched):
+    """The batched indexer and index arrays.  ``xd`` is the operand's batch axis
+    (None: unbatched); ``operand_batched`` says whether the operand is used
+    batched (a scatter's always is: its output differs per example).  Returns
+    ``(indexer, arrays, t, p)``: the operand's batch axis must be moved (or
+    broadcast) to ``t``, and the batch axis of the indexed shape is ``p``."""
+    from functad.batching import broadcast_batched
+    entries = list(indexer)
+    if all(d is None for d in adims):
+        k, t = _batch_entry(entries, xd, "s")
+        entries.insert(k, ("s", 0, n, 1))
+        return Indexer(entries), list(arrays), t, _entry_out_axis(entries, k, _index_rank(arrays))
+    b_rank = max(len(core.shape_of(a)) - (d is not None) for a, d in zip(arrays, adims))
+    arrays = broadcast_batched(list(arrays), list(adims))
+    t = None
+    if operand_batched:
+        k, t = _batch_entry(entries, xd, "a")
+        entries.insert(k, ("a", len(arrays)))
+        arrays.append(core._wrap(np.arange(n).reshape((n,) + (1,) * b_rank)))
+    adv = _advanced(entries)
+    return Indexer(entries), arrays, t, _entry_out_axis(entries, adv[0], b_rank + 1)
+
+
+def _gather_batch(vals, dims, *, indexer, oob):
+    from functad.batching import moveaxis
+    from functad.lax.shapes import _batch_size
+    (x, *arrays), (xd, *adims) = vals, dims
+    n = _batch_size(vals, dims)
+    indexer, arrays, t, p = _batch_index(indexer, arrays, adims, xd, n, xd is not None)
+    if xd is not None:
+        x = moveaxis(x, xd, t)
+    return gather_p.bind(x, *arrays, indexer=indexer, oob=oob), p
+
+
+gather_p.batch = _gather_batch
 
 
 def gather(operand, *arrays, indexer, oob="clip"):
@@ -476,6 +593,41 @@ scatter_p.impl = _scatter_impl
 scatter_p.abstract_eval = _scatter_abstract_eval
 scatter_p.jvp = _scatter_jvp
 scatter_p.transpose = _scatter_transpose
+
+
+def _batched_values(v, vd, g_rank, p):
+    """The values of a batched scatter, made to broadcast against the batched
+    indexed shape (the example's indexed shape, of rank ``g_rank``, with the
+    batch axis inserted at ``p``).  NumPy aligns from the right; unbatched
+    values get a size-1 axis where they would otherwise meet the batch axis."""
+    from functad.batching import moveaxis
+    from functad.lax.shapes import reshape
+    shape = tuple(core.shape_of(v))
+    if vd is None:
+        at = p - (g_rank - len(shape))
+        return v if at <= 0 else reshape(v, shape[:at] + (1,) + shape[at:])
+    at = p - (g_rank - (len(shape) - 1))
+    if at >= 0:
+        return moveaxis(v, vd, at)
+    v = moveaxis(v, vd, 0)
+    return reshape(v, shape[vd:vd + 1] + (1,) * -at + shape[:vd] + shape[vd + 1:])
+
+
+def _scatter_batch(vals, dims, *, indexer, mode, oob):
+    # the output is the operand updated, so it is batched: an unbatched operand
+    # is broadcast (each example gets its own copy to update)
+    from functad.lax.shapes import _batch_size, _example_shape, place_batch
+    (x, v, *arrays), (xd, vd, *adims) = vals, dims
+    n = _batch_size(vals, dims)
+    g = gather_shape(indexer, _example_shape(x, xd),
+                     [_example_shape(a, d) for a, d in zip(arrays, adims)])
+    indexer, arrays, t, p = _batch_index(indexer, arrays, adims, xd, n, True)
+    x = place_batch(x, xd, t, n)
+    v = _batched_values(v, vd, len(g), p)
+    return scatter_p.bind(x, v, *arrays, indexer=indexer, mode=mode, oob=oob), t
+
+
+scatter_p.batch = _scatter_batch
 
 
 def scatter(operand, values, *arrays, indexer, mode="set", oob="drop"):

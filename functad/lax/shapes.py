@@ -6,6 +6,13 @@ broadcast dimensions where values were copied).  ``slice`` and ``pad`` are
 each other's transposes: a strided slice transposes to a pad with interior
 padding, and a pad transposes to a slice (plus, for the padding value, the
 sum of the cotangent over the padded positions).
+
+Batching rules (``vmap``) renumber the static parameters around the batch
+axis and leave it where it is: no transpose, except for a ``reshape`` that
+splits or merges the axes on both sides of it.  Unbatched operands stay
+unbatched, except where every example's output differs: ``concatenate``
+broadcasts them, and a per-example padding value of ``pad`` is selected
+into the padded positions.
 """
 
 from __future__ import annotations
@@ -36,6 +43,40 @@ def _cast_shape(shape):
     return tuple(int(d) for d in shape)
 
 
+# -- helpers for the batching rules ----------------------------------------
+#
+# A rule gets ``vals`` and ``dims`` (the batch axis of each operand, or None);
+# ``_batched_axis`` renumbers an example axis into the batched operand.
+
+def _batch_size(vals, dims):
+    for v, d in zip(vals, dims):
+        if d is not None:
+            return core.shape_of(v)[d]
+    raise ValueError("batching rule called without a batched operand")
+
+
+def _batched_axis(axis, bdim):
+    return axis + (axis >= bdim)
+
+
+def _example_shape(x, d):
+    shape = tuple(core.shape_of(x))
+    return shape if d is None else shape[:d] + shape[d + 1:]
+
+
+def place_batch(x, d, to, size):
+    """``x`` with its batch axis at ``to``: moved from ``d``, or, for an
+    unbatched ``x`` (``d`` is None), broadcast there to ``size`` (only for
+    rules whose output really differs per example)."""
+    from functad.batching import moveaxis
+    if d is not None:
+        return moveaxis(x, d, to)
+    shape = tuple(core.shape_of(x))
+    if to:
+        x = reshape(x, shape[:to] + (1,) + shape[to:])
+    return broadcast_to(x, shape[:to] + (size,) + shape[to:])
+
+
 # -- broadcast_to ----------------------------------------------------------
 
 broadcast_to_p = Primitive("broadcast_to")
@@ -63,6 +104,18 @@ def _broadcast_to_transpose(ct, x, shape):
 deflinear(broadcast_to_p, _broadcast_to_transpose)
 
 
+def _broadcast_to_batch(vals, dims, shape):
+    # NumPy aligns shapes from the right: the example's axes land on the last
+    # ndim(x) axes of ``shape``, so the batch axis goes in among them, where it is
+    (x,), (d,) = vals, dims
+    n = core.shape_of(x)[d]
+    at = len(shape) - (len(core.shape_of(x)) - 1) + d
+    return broadcast_to_p.bind(x, shape=shape[:at] + (n,) + shape[at:]), at
+
+
+broadcast_to_p.batch = _broadcast_to_batch
+
+
 def broadcast_to(x, shape):
     """Broadcast ``x`` to ``shape`` (NumPy rules); a no-op if it has that shape."""
     shape = _cast_shape(shape)
@@ -86,6 +139,29 @@ def _reshape_abstract_eval(a, new_sizes):
 
 reshape_p.abstract_eval = _reshape_abstract_eval
 deflinear(reshape_p, lambda ct, x, new_sizes: [reshape_p.bind(ct, new_sizes=x.aval.shape)])
+
+
+def _prod(shape):
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def _reshape_batch(vals, dims, new_sizes):
+    # In C order, reshaping (A, n, B) to (A', n, B') with |A| = |A'| and
+    # |B| = |B'| reshapes every example alike; so the batch axis stays where
+    # it is when some split of new_sizes matches the example's split at it
+    # (always the case for a leading or trailing batch axis).
+    (x,), (d,) = vals, dims
+    n = core.shape_of(x)[d]
+    shape = _example_shape(x, d)
+    head, tail = _prod(shape[:d]), _prod(shape[d:])
+    for k in range(len(new_sizes) + 1):
+        if _prod(new_sizes[:k]) == head and _prod(new_sizes[k:]) == tail:
+            return reshape_p.bind(x, new_sizes=new_sizes[:k] + (n,) + new_sizes[k:]), k
+    from functad.batching import moveaxis
+    return reshape_p.bind(moveaxis(x, d, 0), new_sizes=(n,) + new_sizes), 0
+
+
+reshape_p.batch = _reshape_batch
 
 
 def reshape(x, new_sizes):
@@ -112,6 +188,17 @@ def _transpose_abstract_eval(a, permutation):
 transpose_p.abstract_eval = _transpose_abstract_eval
 deflinear(transpose_p, lambda ct, x, permutation: [
     transpose_p.bind(ct, permutation=tuple(int(i) for i in np.argsort(permutation)))])
+
+
+def _transpose_batch(vals, dims, permutation):
+    # the batch axis stays at its position; the example axes are permuted around it
+    (x,), (d,) = vals, dims
+    perm = [_batched_axis(p, d) for p in permutation]
+    perm.insert(d, d)
+    return transpose(x, perm), d
+
+
+transpose_p.batch = _transpose_batch
 
 
 def transpose(x, permutation):
@@ -169,6 +256,18 @@ concatenate_p.abstract_eval = _concatenate_abstract_eval
 deflinear(concatenate_p, _concatenate_transpose)
 
 
+def _concatenate_batch(vals, dims, dimension):
+    # every operand needs the batch axis (the output has it throughout); unbatched
+    # operands are broadcast, batched ones moved to the first batched one's axis
+    n = _batch_size(vals, dims)
+    d = next(d for d in dims if d is not None)
+    xs = [place_batch(x, e, d, n) for x, e in zip(vals, dims)]
+    return concatenate_p.bind(*xs, dimension=_batched_axis(dimension, d)), d
+
+
+concatenate_p.batch = _concatenate_batch
+
+
 def concatenate(operands, dimension):
     """Join arrays of equal dtype along the existing, non-negative ``dimension``.
 
@@ -221,6 +320,19 @@ def _slice_transpose(ct, x, start_indices, limit_indices, strides):
 
 
 deflinear(slice_p, _slice_transpose)
+
+
+def _slice_batch(vals, dims, start_indices, limit_indices, strides):
+    (x,), (d,) = vals, dims
+    n = core.shape_of(x)[d]
+
+    def ins(t, v):
+        return t[:d] + (v,) + t[d:]
+    return slice_p.bind(x, start_indices=ins(start_indices, 0), limit_indices=ins(limit_indices, n),
+                        strides=ins(strides, 1)), d
+
+
+slice_p.batch = _slice_batch
 
 
 def slice(operand, start_indices, limit_indices, strides=None):  # noqa: A001 - lax's name
@@ -304,6 +416,30 @@ pad_p.abstract_eval = _pad_abstract_eval
 deflinear(pad_p, _pad_transpose)
 
 
+def _pad_batch(vals, dims, padding_config):
+    (x, pv), (d, pd) = vals, dims
+    config = tuple(padding_config)
+    if pd is None:      # one padding value: pad the examples' axes, not the batch axis
+        return pad_p.bind(x, pv, padding_config=config[:d] + ((0, 0, 0),) + config[d:]), d
+    # one padding value per example: pad with zeros, then select each example's
+    # value at the padded positions (a constant mask of the example's shape)
+    from functad.lax.elementwise import select
+    n = core.shape_of(pv)[0]
+    dtype = core.aval_of(x).dtype
+    shape = _example_shape(x, d)
+    out = _pad_batch([x, dtype.type(0)], [d, None], config)[0] if d is not None else \
+        pad_p.bind(x, dtype.type(0), padding_config=config)
+    od = 0 if d is None else d
+    mask = _pad_impl(np.zeros(shape, np.bool_), np.True_, config)
+    out_shape = mask.shape
+    mask = core._wrap(mask.reshape(out_shape[:od] + (1,) + out_shape[od:]))
+    pv = reshape(pv, (1,) * od + (n,) + (1,) * (len(out_shape) - od))
+    return select(mask, pv, out), od
+
+
+pad_p.batch = _pad_batch
+
+
 def pad(operand, padding_value, padding_config):
     """Pad ``operand`` with the scalar ``padding_value``.
 
@@ -341,6 +477,14 @@ def _rev_abstract_eval(a, dimensions):
 
 rev_p.abstract_eval = _rev_abstract_eval
 deflinear(rev_p, lambda ct, x, dimensions: [rev_p.bind(ct, dimensions=dimensions)])
+
+
+def _rev_batch(vals, dims, dimensions):
+    (x,), (d,) = vals, dims
+    return rev_p.bind(x, dimensions=tuple(_batched_axis(a, d) for a in dimensions)), d
+
+
+rev_p.batch = _rev_batch
 
 
 def rev(operand, dimensions):

@@ -5,6 +5,12 @@ ordered by the first ``num_keys`` of them (lexicographically).  Its JVP sorts
 an extra index operand alongside to get the permutation, then gathers each
 tangent with it (a ``gather``, which is linear), so it can be differentiated
 again.  ``searchsorted`` has an integer output and a zero derivative.
+
+Batching: a ``sort`` with batched keys sorts along the example's dimension
+of the batched operands (one primitive); with unbatched keys, the keys are
+sorted once and the batched operands gathered with the permutation.
+``searchsorted`` with one sorted array per example is a branch-free binary
+search (``ceil(log2(m + 1))`` gathers and comparisons, NaN sorting last).
 """
 
 from __future__ import annotations
@@ -55,20 +61,22 @@ def _iota_along(shape, dimension):
     return core._wrap(np.broadcast_to(ar, shape))
 
 
+def _along(perm, shape, dimension):
+    """The index arrays and indexer that gather ``perm`` (of ``shape``) along
+    ``dimension``: ``perm`` there, and broadcasting aranges on the other axes."""
+    from functad.lax.indexing import Indexer
+    arrays = [perm if d == dimension else
+              core._wrap(np.arange(n).reshape((1,) * d + (n,) + (1,) * (len(shape) - d - 1)))
+              for d, n in enumerate(shape)]
+    return arrays, Indexer([("a", d) for d in range(len(shape))])
+
+
 def take_along(x, perm, dimension):
     """``x`` gathered with the integer ``perm`` (of ``x``'s shape) along ``dimension``
     (a single ``gather``, linear in ``x``)."""
-    from functad.lax.indexing import Indexer, gather_p
-    shape = core.aval_of(x).shape
-    arrays, entries = [], []
-    for d, n in enumerate(shape):
-        entries.append(("a", d))
-        if d == dimension:
-            arrays.append(perm)
-        else:
-            arrays.append(core._wrap(
-                np.arange(n).reshape((1,) * d + (n,) + (1,) * (len(shape) - d - 1))))
-    return gather_p.bind(x, *arrays, indexer=Indexer(entries), oob="clip")
+    from functad.lax.indexing import gather_p
+    arrays, indexer = _along(perm, core.aval_of(x).shape, dimension)
+    return gather_p.bind(x, *arrays, indexer=indexer, oob="clip")
 
 
 def _sort_jvp(primals, tangents, dimension, is_stable, num_keys):
@@ -83,6 +91,44 @@ def _sort_jvp(primals, tangents, dimension, is_stable, num_keys):
 sort_p.impl = _sort_impl
 sort_p.abstract_eval = _sort_abstract_eval
 sort_p.jvp = _sort_jvp
+
+
+def _sort_batch(vals, dims, *, dimension, is_stable, num_keys):
+    from functad.lax.indexing import _gather_batch
+    from functad.lax.shapes import _batch_size, _batched_axis, _example_shape, place_batch
+    n = _batch_size(vals, dims)
+    if all(d is None for d in dims[:num_keys]):
+        # the keys, hence the permutation, are the same for every example: sort
+        # the unbatched operands once (with an iota, to get the permutation) and
+        # gather each batched operand with it
+        shape = _example_shape(vals[0], dims[0])
+        plain = [v for v, d in zip(vals, dims) if d is None]
+        sorted_plain = sort_p.bind(*plain, _iota_along(shape, dimension), dimension=dimension,
+                                   is_stable=is_stable, num_keys=num_keys)
+        perm, it = sorted_plain[-1], iter(sorted_plain[:-1])
+        outs, out_dims = [], []
+        for v, d in zip(vals, dims):
+            if d is None:
+                outs.append(next(it))
+                out_dims.append(None)
+                continue
+            arrays, indexer = _along(perm, shape, dimension)
+            out, od = _gather_batch([v, *arrays], [d] + [None] * len(arrays), indexer=indexer,
+                                    oob="clip")
+            outs.append(out)
+            out_dims.append(od)
+        return outs, out_dims
+    # batched keys: every operand is sorted along the example's dimension with
+    # the batch axis at one place (unbatched values are broadcast: their order
+    # differs per example)
+    d = next(d for d in dims if d is not None)
+    ops = [place_batch(v, e, d, n) for v, e in zip(vals, dims)]
+    outs = sort_p.bind(*ops, dimension=_batched_axis(dimension, d), is_stable=is_stable,
+                       num_keys=num_keys)
+    return outs, [d] * len(outs)
+
+
+sort_p.batch = _sort_batch
 
 
 def sort(operand, dimension=-1, is_stable=True, num_keys=1):
@@ -131,6 +177,51 @@ def _searchsorted_abstract_eval(a, v, side):
 searchsorted_p.impl = _searchsorted_impl
 searchsorted_p.abstract_eval = _searchsorted_abstract_eval
 defjvp_zero(searchsorted_p)
+
+
+def _sort_less(a, b):
+    """``a < b`` in the order of ``sort``, where NaN is the largest value."""
+    from functad.lax import elementwise as ew
+    lt = ew.lt(a, b)
+    if core.aval_of(a).dtype.kind not in "fc" and core.aval_of(b).dtype.kind not in "fc":
+        return lt
+    return ew.logical_or(lt, ew.logical_and(ew.isnan(b), ew.logical_not(ew.isnan(a))))
+
+
+def _searchsorted_batch(vals, dims, *, side):
+    (a, v), (ad, vd) = vals, dims
+    if ad is None:      # one sorted array: every query looks it up independently
+        return searchsorted_p.bind(a, v, side=side), vd
+    # One sorted array per example: a branch-free binary search, the same
+    # ceil(log2(m + 1)) steps for every query, each one gather from the sorted
+    # rows (indexed by example and position) and a comparison.  ``pos`` counts
+    # the elements found before the query (< it for "left", <= it for "right").
+    from functad.batching import moveaxis
+    from functad.lax import elementwise as ew
+    from functad.lax.indexing import Indexer, gather_p
+    from functad.lax.shapes import broadcast_to
+    a = moveaxis(a, ad, 0)
+    n, m = core.shape_of(a)
+    if vd is not None:
+        v = moveaxis(v, vd, 0)
+    rank = len(core.shape_of(v)) - (vd is not None)
+    rows = core._wrap(np.arange(n).reshape((n,) + (1,) * rank))
+    pos = np.zeros((), np.int64)
+    step = 1 << max(m.bit_length() - 1, 0)
+    by_row = Indexer([("a", 0), ("a", 1)])
+    while m and step:
+        cand = ew.add(pos, np.int64(step))
+        ok = ew.le(cand, np.int64(m))
+        probe = gather_p.bind(a, rows, ew.sub(cand, np.int64(1)), indexer=by_row, oob="clip")
+        below = _sort_less(probe, v) if side == "left" else ew.logical_not(_sort_less(v, probe))
+        pos = ew.select(ew.logical_and(ok, below), cand, pos)
+        step >>= 1
+    shape = tuple(core.shape_of(v))
+    # a no-op unless m = 0 (no step was taken)
+    return broadcast_to(pos, (n,) + (shape[1:] if vd is not None else shape)), 0
+
+
+searchsorted_p.batch = _searchsorted_batch
 
 
 def searchsorted(sorted_arr, query, side="left"):
