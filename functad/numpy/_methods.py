@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import operator
 
+import numpy as np
+
 from functad.core import Tracer, Array
 
 
@@ -161,3 +163,16 @@ Tracer.at = property(_IndexUpdateHelper)
 Array.at = property(_IndexUpdateHelper)
 
 del _k, _v, _m, _cls, operator
+
+
+_ndarray_getitem = np.ndarray.__getitem__
+
+
+def _array_getitem(self, idx):
+    """Eager Arrays index with NumPy, unless the index is traced (e.g. under vmap or jit)."""
+    if isinstance(idx, Tracer) or (type(idx) is tuple and any(isinstance(i, Tracer) for i in idx)):
+        return _fnp()._getitem(self, idx)
+    return _ndarray_getitem(self, idx)
+
+
+Array.__getitem__ = _array_getitem
