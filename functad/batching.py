@@ -265,19 +265,23 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None):
         res = []
         for o, ax in zip(o_leaves, oaxes):
             _check_axis(ax, "out_axes")
-            if type(o) is BatchTracer and o._trace is bi:
-                if ax is None:
+            mine = type(o) is BatchTracer and o._trace is bi
+            if ax is None:
+                if mine:
                     raise ValueError("vmap has mapped output but out_axes is None: the output "
                                      f"of shape {o.aval.shape} varies across the batch")
-                res.append(moveaxis(o.val, o.bdim, ax % (len(core.shape_of(o.val)))))
+                res.append(o)
+                continue
+            nd = len(core.shape_of(o.val if mine else o)) + (not mine)
+            if not -nd <= ax < nd:
+                raise ValueError(f"vmap out_axes={ax} is out of bounds for an output of rank "
+                                 f"{nd - 1} (rank {nd} with the mapped axis)")
+            if mine:
+                res.append(moveaxis(o.val, o.bdim, ax % nd))
             else:
-                if ax is None:
-                    res.append(o)
-                    continue
                 from functad.lax.shapes import broadcast_to
-                shape = tuple(core.shape_of(o))
-                b = broadcast_to(o, (n,) + shape)
-                res.append(moveaxis(b, 0, ax % (len(shape) + 1)))
+                b = broadcast_to(o, (n,) + tuple(core.shape_of(o)))
+                res.append(moveaxis(b, 0, ax % nd))
         return tu.tree_unflatten(o_tree, res)
     batched.__wrapped__ = fun
     batched.__name__ = f"vmap({getattr(fun, '__name__', 'fun')})"

@@ -324,3 +324,18 @@ def test_docs_examples_run():
     assert len(tests) == 2
     for t in tests:
         t()
+
+
+def test_check_vmap_passes_on_correct_rules_and_catches_a_wrong_one(monkeypatch):
+    from functad.testing import check_vmap
+    from functad.lax import elementwise as ew
+    x = np.arange(12.0).reshape(3, 4) / 10
+    check_vmap(lambda a, w: fnp.sum(fnp.sin(a) * w), (x, np.ones(4)), in_axes=(0, None))
+    check_vmap(lambda a: {"s": fnp.sin(a), "i": fnp.argmax(a)}, (x,), in_axes=1,
+               out_axes={"s": -1, "i": 0})
+    wrong = lambda vals, dims: (ew.cos(vals[0]), dims[0])       # noqa: E731
+    monkeypatch.setattr(ew.sin_p, "batch", wrong)
+    with pytest.raises(AssertionError, match="vmap"):
+        check_vmap(fnp.sin, (x,))
+    with pytest.raises(ValueError, match="one size"):
+        check_vmap(lambda a, b: a + b, (x, np.ones(5)))
