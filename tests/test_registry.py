@@ -1,10 +1,10 @@
 """Every primitive has all of its rules.
 
 A primitive is defined in one place with its impl, abstract evaluation, JVP
-rule and (if linear) transpose rule.  This test walks the registry after
-importing every module that defines primitives, so a new primitive that
-forgets a rule fails here, not three transforms later.  (Batching and Numba
-lowering rules will be required by later issues.)
+rule, (if linear) transpose rule and batching rule.  This test walks the
+registry after importing every module that defines primitives, so a new
+primitive that forgets a rule fails here, not three transforms later.  (Numba
+lowering rules will be required by a later issue.)
 """
 
 import importlib
@@ -43,7 +43,7 @@ def test_registry_keys_match_names():
         assert prim.name == name
 
 
-@pytest.mark.parametrize("rule", ["impl", "abstract_eval", "jvp"])
+@pytest.mark.parametrize("rule", ["impl", "abstract_eval", "jvp", "batch"])
 def test_every_primitive_has_rule(rule):
     missing = [p.name for p in PRIMITIVES if not callable(getattr(p, rule, None))]
     assert not missing, f"primitives without a {rule} rule: {missing}"
