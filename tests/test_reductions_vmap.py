@@ -15,12 +15,11 @@ that primitive, until that rule exists; a missing rule of a reduction fails.
 """
 
 import functools
-import re
 import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, reject, settings, strategies as st
+from hypothesis import given, settings, strategies as st
 
 import functad as fd
 import functad.numpy as fnp
@@ -49,49 +48,9 @@ def test_every_primitive_of_the_module_is_covered():
     assert all(callable(p.batch) for p in ALL_PRIMS)
 
 
-_PENDING: dict = {}     # per run: batching rules of other modules that examples needed
-
-
-def _foreign_rule(e):
-    m = re.search(r"primitive '(\w+)' has no batching rule", str(e))
-    return m.group(1) if m and m.group(1) not in MINE else None
-
-
 def law(test):
-    """``@settings(FAST) @given(data=st.data())``, tolerating batching rules that
-    other modules have not written yet: an example that needs one (``reshape``
-    for ``keepdims``, ``sort`` for ``median``...) is left out, and the test ends
-    as skipped, naming those rules, once 20 examples were left out (or with a
-    warning if fewer were).  A missing rule of a primitive of reductions.py,
-    like any other error, fails."""
-    @functools.wraps(test)
-    def one_example(*args, **kwargs):
-        try:
-            test(*args, **kwargs)
-        except NotImplementedError as e:
-            name = _foreign_rule(e)
-            if name is None:
-                raise
-            _PENDING[name] = _PENDING.get(name, 0) + 1
-            if sum(_PENDING.values()) >= 20:
-                pytest.skip(f"{_PENDING['passed']} examples passed, then 20 needed batching "
-                            f"rules not written yet: {sorted(set(_PENDING) - {'passed'})}")
-            reject()
-        else:
-            _PENDING["passed"] += 1
-
-    hyp = FAST(given(data=st.data())(one_example))
-
-    @functools.wraps(hyp)
-    def run(*args, **kwargs):
-        _PENDING.clear()
-        _PENDING["passed"] = 0
-        hyp(*args, **kwargs)
-        missing = sorted(set(_PENDING) - {"passed"})
-        if missing:
-            warnings.warn(f"examples needing batching rules not written yet ({missing}) were "
-                          "left out", UserWarning)
-    return run
+    """``@settings(FAST) @given(data=st.data())``: one law, many Hypothesis examples."""
+    return FAST(given(data=st.data())(test))
 
 
 def take(xs, i, axis):
