@@ -172,7 +172,7 @@ def _broadcast_prefix(prefix, tree, what):
 
 
 def _check_axis(ax, what):
-    if ax is not None and not isinstance(ax, (int, np.integer)):
+    if ax is not None and (not isinstance(ax, (int, np.integer)) or isinstance(ax, bool)):
         raise TypeError(f"vmap {what} must be an int, None, or a (nested) tuple/list/dict of "
                         f"them, got {ax!r}")
 
@@ -203,6 +203,12 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None):
     """
     if isinstance(in_axes, list):
         in_axes = tuple(in_axes)
+    if not (in_axes is None or isinstance(in_axes, tuple)
+            or (isinstance(in_axes, (int, np.integer)) and not isinstance(in_axes, bool))):
+        raise TypeError("vmap in_axes must be an int, None, or a tuple (or list) with one entry "
+                        f"per positional argument, got {type(in_axes).__name__} {in_axes!r}; "
+                        "to give axes for the leaves of a dict argument, wrap it: "
+                        "in_axes=({'a': 0, 'b': None},)")
 
     def batched(*args, **kwargs):
         if isinstance(in_axes, tuple) and len(in_axes) != len(args):
@@ -266,6 +272,14 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None):
         for o, ax in zip(o_leaves, oaxes):
             _check_axis(ax, "out_axes")
             mine = type(o) is BatchTracer and o._trace is bi
+            if not mine:
+                try:
+                    aval_of(o)
+                except TypeError:
+                    raise TypeError(f"vmap: the function {getattr(fun, '__name__', fun)!r} "
+                                    f"returned a value of type {type(o).__name__} ({o!r:.60}), "
+                                    "which is not an array; vmapped functions must return "
+                                    "arrays, scalars or pytrees of them") from None
             if ax is None:
                 if mine:
                     raise ValueError("vmap has mapped output but out_axes is None: the output "

@@ -337,6 +337,8 @@ def check_vmap(f, args, in_axes=0, out_axes=0, atol=None, rtol=None, staged=True
     from functad import core as _core
     from functad.batching import vmap, _broadcast_prefix
     args = tuple(args)
+    if isinstance(in_axes, list):
+        in_axes = tuple(in_axes)
     axes = _broadcast_prefix(in_axes if isinstance(in_axes, tuple) else (in_axes,) * len(args),
                              args, "in_axes")
     leaves, tree = tu.tree_flatten(args)
@@ -353,9 +355,17 @@ def check_vmap(f, args, in_axes=0, out_axes=0, atol=None, rtol=None, staged=True
         per_example.append(tu.tree_leaves(f(*tu.tree_unflatten(tree, xs))))
     g_leaves, g_tree = tu.tree_flatten(got)
     oaxes = _broadcast_prefix(out_axes, got, "out_axes")
-    expected = [np.stack([np.asarray(ex[k]) for ex in per_example],
-                         axis=oaxes[k] if oaxes[k] is not None else 0)
-                for k in range(len(g_leaves))]
+    expected = []
+    for k in range(len(g_leaves)):
+        results = [np.asarray(ex[k]) for ex in per_example]
+        if oaxes[k] is None:        # not mapped: every example must give the same value
+            for i, r in enumerate(results[1:], 1):
+                if not np.array_equal(r, results[0], equal_nan=r.dtype.kind in "fc"):
+                    raise AssertionError(f"check_vmap: output leaf {k} has out_axes=None but "
+                                         f"example {i} gives a different value than example 0")
+            expected.append(results[0])
+        else:
+            expected.append(np.stack(results, axis=oaxes[k]))
 
     def compare(results, what):
         for k, (r, e) in enumerate(zip(results, expected)):

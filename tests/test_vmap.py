@@ -9,8 +9,7 @@ broadcast.  Derivatives of vectorised functions are compared with loops of
 derivatives, with each other (``jacfwd == jacrev``), with closed forms and
 with finite differences (``check_grads``).
 
-Bugs found in batching.py are kept as strict xfails at the end of the file,
-each with a one-line reason; remove the marker when the bug is fixed.
+Bugs found in batching.py are kept as regression tests at the end of the file,
 """
 
 import collections
@@ -806,32 +805,22 @@ def test_check_vmap_catches_a_wrong_batching_rule():
 
 
 # --------------------------------------------------------------------------
-# Bugs (strict xfails: remove the marker when fixed)
+# Former bugs, kept as regression tests
 # --------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="bug: a top-level dict in_axes is applied to every "
-                   "argument instead of raising TypeError (JAX: in_axes must be an int, None "
-                   "or a tuple)")
 def test_error_top_level_in_axes_must_be_int_none_or_tuple():
     with pytest.raises(TypeError, match="in_axes"):
         fd.vmap(lambda d: d["a"], in_axes={"a": 0, "b": None})({"a": X, "b": W})
 
 
-@pytest.mark.xfail(strict=True, reason="bug: vmap accepts a non-array output (here a closure "
-                   "over a batch tracer) and broadcasts it into an object array; JAX raises "
-                   "TypeError")
 def test_error_non_array_output():
     with pytest.raises(TypeError):
         fd.vmap(lambda x: (lambda: x))(X)
 
 
-@pytest.mark.xfail(strict=True, reason="bug (functad/testing.py check_vmap): out_axes=None "
-                   "outputs are compared with the loop's results stacked along axis 0")
 def test_check_vmap_with_out_axes_none():
     check_vmap(lambda x: (x * 2, W + 1), (X,), out_axes=(0, None))
 
 
-@pytest.mark.xfail(strict=True, reason="bug (functad/testing.py check_vmap): a list in_axes is "
-                   "not canonicalised to a tuple as vmap does")
 def test_check_vmap_with_a_list_in_axes():
     check_vmap(lambda x, w: x * w, (X, W), in_axes=[0, None])

@@ -198,8 +198,11 @@ def _pow_dx(g, ans, x, y):
     # y * x ** (y - 1).  At x == 0 with y == 0 that is 0 * inf; there x is
     # replaced by 1 (a constant), which gives the true value 0 and, because
     # the unselected branch never sees inf, no NaN in any higher derivative.
-    x_safe = select(logical_and(eq(x, 0), eq(y, 0)), 1.0, x)
-    return mul(g, mul(y, pow(x_safe, sub(y, 1))))
+    if isinstance(y, core.Tracer) or np.any(np.asarray(y) == 0):
+        x = select(logical_and(eq(x, 0), eq(y, 0)), 1.0, x)
+    elif np.ndim(y) == 0 and y == 2:
+        return mul(g, mul(2, x))              # the common x ** 2: no pow at all
+    return mul(g, mul(y, pow(x, sub(y, 1))))
 
 
 def _maxmin_rule(cmp, first):
