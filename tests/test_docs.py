@@ -36,3 +36,15 @@ def test_public_functions_have_examples():
                            "stop_gradient", "custom_jvp", "custom_vjp")
                if ">>>" not in (getattr(functad, n).__doc__ or "")]
     assert not missing, missing
+
+
+def test_readme_example_runs(capsys):
+    import re
+    text = (ROOT / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    ns = {}
+    exec(compile(code, "README.md", "exec"), ns)
+    assert abs(float(ns["value"]) - np.log(2)) < 1e-12
+    assert ns["per_example"].shape == (4, 3)
+    np.testing.assert_allclose(ns["g"], np.mean(ns["per_example"], axis=0) / 1.0, atol=1e-12)
+    assert "dot_general" in capsys.readouterr().out
