@@ -21,7 +21,7 @@ import numpy as np
 
 from functad import core
 from functad import tree_util as tu
-from functad.core import (Interpreter, Tracer, aval_of, new_interpreter, set_interpreter, shape_of,
+from functad.core import (Interpreter, Tracer, aval_of, new_interpreter, shape_of,
                           StagingInterpreter, Literal, to_numpy)
 
 __all__ = ["jvp", "linearize", "vjp", "grad", "value_and_grad", "jacfwd", "jacrev",

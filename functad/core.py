@@ -348,12 +348,10 @@ def new_interpreter(cls, *args, **kwargs):
     The interpreter is marked dead on exit, so tracers that escape raise.
     """
     interp = cls(_tls.interp, *args, **kwargs)
-    prev = _tls.interp
-    _tls.interp = interp
     try:
-        yield interp
+        with set_interpreter(interp):
+            yield interp
     finally:
-        _tls.interp = prev
         interp.alive = False
 
 

@@ -18,7 +18,7 @@ import operator
 import numpy as np
 
 from functad import core
-from functad.core import Primitive, ShapedArray
+from functad.core import Primitive
 from functad.ad import defjvp, defjvp_zero, is_undefined
 from functad.batching import elementwise_batch_rule
 
