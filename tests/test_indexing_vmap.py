@@ -17,22 +17,18 @@ batched (traced) indices would legitimately differ.
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import strategies as st
 
 import functad as fd
 import functad.numpy as fnp
-from functad import core, tree_util as tu
+from functad import core
 from functad.lax import indexing as li
 from functad.lax import sorting as lsort
 from functad.testing import shapes
 
-FAST = settings(max_examples=20, deadline=None)
+from helpers import assert_law, assert_same, law, out_axis_for, stacked, take, values
 
 PRIMS = [li.gather_p, li.scatter_p, lsort.sort_p, lsort.searchsorted_p]
-
-
-def law_test(test):
-    return FAST(given(data=st.data())(test))
 
 
 def test_every_primitive_of_the_modules_has_a_rule_and_a_test():
@@ -46,54 +42,6 @@ def test_every_primitive_of_the_modules_has_a_rule_and_a_test():
 # --------------------------------------------------------------------------
 # The law
 # --------------------------------------------------------------------------
-
-def example(x, axis, i):
-    return x if axis is None else np.take(np.asarray(x), i, axis=axis)
-
-
-def stacked(f, args, in_axes, out_axes):
-    n = next(np.shape(x)[a] for x, a in zip(args, in_axes) if a is not None)
-    outs = [tu.tree_leaves(f(*[example(x, a, i) for x, a in zip(args, in_axes)]))
-            for i in range(n)]
-    return [np.stack([np.asarray(o[k]) for o in outs], axis=out_axes)
-            for k in range(len(outs[0]))]
-
-
-def assert_same(got, expected):
-    assert not isinstance(got, core.Tracer)
-    got, expected = np.asarray(got), np.asarray(expected)
-    assert got.shape == expected.shape, (got.shape, expected.shape)
-    assert got.dtype == expected.dtype, (got.dtype, expected.dtype)
-    if got.dtype.kind in "fc":
-        tol = 1e-5 if got.dtype == np.float32 else 1e-12
-        np.testing.assert_allclose(got, expected, rtol=tol, atol=tol)
-    else:
-        np.testing.assert_array_equal(got, expected)
-
-
-def assert_law(f, args, in_axes, out_axes):
-    """vmap(f) equals the stacked loop, eagerly and staged; returns the jaxpr."""
-    in_axes = tuple(in_axes)
-    expected = stacked(f, args, in_axes, out_axes)
-    vf = fd.vmap(f, in_axes=in_axes, out_axes=out_axes)
-    got = tu.tree_leaves(vf(*args))
-    assert len(got) == len(expected)
-    for g, e in zip(got, expected):
-        assert_same(g, e)
-    closed = fd.make_jaxpr(vf)(*args)
-    core.check_jaxpr(closed.jaxpr)
-    staged = core.eval_jaxpr(closed.jaxpr, closed.consts, *tu.tree_leaves(args))
-    for s, e in zip(staged, expected):
-        assert_same(s, e)
-    return closed.jaxpr
-
-
-def values(seed, shape, dtype=np.float64):
-    """Small values with ties (integers and halves)."""
-    rng = np.random.default_rng(seed)
-    v = rng.integers(-4, 5, shape) / (2.0 if np.dtype(dtype).kind in "fc" else 1.0)
-    return v.astype(dtype)
-
 
 def stack_at(draw, make, n):
     """``n`` examples ``make(i)`` stacked along a random (maybe negative) axis."""
@@ -110,10 +58,6 @@ def maybe_batched(draw, make, n, batched=None):
     if not batched:
         return make(0), None
     return stack_at(draw, make, n)
-
-
-def out_axis(draw, rank):
-    return draw(st.integers(-(rank + 1), rank))
 
 
 def getitem(x, idx):
@@ -203,7 +147,7 @@ def index_arrays(draw, a_shapes, a_dims, n, seed):
 # gather: x[idx]
 # --------------------------------------------------------------------------
 
-@law_test
+@law
 def test_getitem(data):
     """Basic, integer-array and mixed indices; the array and each index array
     batched or not (at least one of them batched)."""
@@ -219,15 +163,15 @@ def test_getitem(data):
 
     def f(x, *arrays):
         return getitem(x, build_index(items, arrays))
-    rank = np.ndim(f(example(x, xa, 0), *[example(a, ax, 0) for a, ax in zip(arrays, a_axes)]))
-    jaxpr = assert_law(f, [x, *arrays], [xa, *a_axes], out_axis(draw, rank))
+    rank = np.ndim(f(take(x, 0, xa), *[take(a, 0, ax) for a, ax in zip(arrays, a_axes)]))
+    jaxpr = assert_law(f, [x, *arrays], [xa, *a_axes], out_axis_for(draw, rank))
     gathers = [e for e in jaxpr.eqns if e.primitive is li.gather_p]
     assert len(gathers) <= 1
     if xa is None and gathers:       # the unbatched array is gathered from as it is
         assert gathers[0].inputs[0] is jaxpr.invars[0]
 
 
-@law_test
+@law
 def test_getitem_with_a_concrete_boolean_mask(data):
     draw = data.draw
     shape = draw(shapes(min_dims=1, max_dims=3, max_side=4))
@@ -242,11 +186,11 @@ def test_getitem_with_a_concrete_boolean_mask(data):
 
     def f(x):
         return x[idx]
-    rank = np.ndim(f(example(x, xa, 0)))
-    assert_law(f, [x], [xa], out_axis(draw, rank))
+    rank = np.ndim(f(take(x, 0, xa)))
+    assert_law(f, [x], [xa], out_axis_for(draw, rank))
 
 
-@law_test
+@law
 def test_take_and_take_along_axis(data):
     draw = data.draw
     shape = draw(shapes(min_dims=1, max_dims=3, max_side=4))
@@ -275,8 +219,8 @@ def test_take_and_take_along_axis(data):
         if fn == "take_along_axis":
             return fnp.take_along_axis(x, i, axis=axis)
         return fnp.take(x, i, axis=axis, mode=fn[5:] or None)
-    rank = np.ndim(f(example(x, xa, 0), example(idx, ia, 0)))
-    assert_law(f, [x, idx], [xa, ia], out_axis(draw, rank))
+    rank = np.ndim(f(take(x, 0, xa), take(idx, 0, ia)))
+    assert_law(f, [x, idx], [xa, ia], out_axis_for(draw, rank))
 
 
 # --------------------------------------------------------------------------
@@ -287,7 +231,7 @@ MODES = ["set", "add", "multiply", "min", "max", "get"]
 
 
 @pytest.mark.parametrize("mode", MODES)
-@law_test
+@law
 def test_at_updates(mode, data):
     """The array, each index array and the values batched or not; repeated
     indices (they accumulate, and for ``set`` the same update wins)."""
@@ -298,7 +242,7 @@ def test_at_updates(mode, data):
     seed = draw(st.integers(0, 2**16))
     arrays, a_axes = index_arrays(draw, a_shapes, a_dims, n, seed)
     dtype = draw(st.sampled_from([np.float64, np.float32, np.int64]))
-    ex_idx = build_index(items, [example(a, ax, 0) for a, ax in zip(arrays, a_axes)])
+    ex_idx = build_index(items, [take(a, 0, ax) for a, ax in zip(arrays, a_axes)])
     g = np.zeros(shape)[ex_idx].shape
     k = draw(st.integers(0, len(g)))
     vshape = tuple(draw(st.sampled_from([1, s])) for s in g[len(g) - k:])
@@ -309,16 +253,16 @@ def test_at_updates(mode, data):
     def f(x, v, *arrays):
         ref = at(x)[build_index(items, arrays)]
         return ref.get() if mode == "get" else getattr(ref, mode)(v)
-    rank = np.ndim(f(example(x, xa, 0), example(v, va, 0),
-                     *[example(a, ax, 0) for a, ax in zip(arrays, a_axes)]))
-    jaxpr = assert_law(f, [x, v, *arrays], [xa, va, *a_axes], out_axis(draw, rank))
+    rank = np.ndim(f(take(x, 0, xa), take(v, 0, va),
+                     *[take(a, 0, ax) for a, ax in zip(arrays, a_axes)]))
+    jaxpr = assert_law(f, [x, v, *arrays], [xa, va, *a_axes], out_axis_for(draw, rank))
     if mode != "get":
         (scatter,) = [e for e in jaxpr.eqns if e.primitive is li.scatter_p]
         if va is None:      # unbatched values are never broadcast to the batch
             assert np.prod(scatter.inputs[1].aval.shape) == np.prod(vshape)
 
 
-@law_test
+@law
 def test_at_updates_with_a_concrete_boolean_mask(data):
     draw = data.draw
     shape = draw(shapes(min_dims=1, max_dims=3, max_side=4))
@@ -332,7 +276,7 @@ def test_at_updates_with_a_concrete_boolean_mask(data):
     def f(x, v):
         return getattr(x.at[mask], mode)(v) if isinstance(x, core.Tracer) else \
             getattr(at(x)[mask], mode)(v)
-    assert_law(f, [x, v], [xa, va], out_axis(draw, len(shape)))
+    assert_law(f, [x, v], [xa, va], out_axis_for(draw, len(shape)))
 
 
 def test_put_along_axis_and_set_with_batched_indices():
@@ -351,7 +295,7 @@ SORTS = ["sort", "sort_desc", "argsort", "argsort_desc", "msort"]
 
 
 @pytest.mark.parametrize("fn", SORTS)
-@law_test
+@law
 def test_sort_functions(fn, data):
     draw = data.draw
     shape = draw(shapes(min_dims=1, max_dims=3, max_side=4))
@@ -372,11 +316,11 @@ def test_sort_functions(fn, data):
             return fnp.msort(x)
         g = fnp.sort if fn.startswith("sort") else fnp.argsort
         return g(x, axis=axis, descending=desc) if desc else g(x, axis=axis)
-    rank = np.ndim(f(example(x, xa, 0)))
-    assert_law(f, [x], [xa], out_axis(draw, rank))
+    rank = np.ndim(f(take(x, 0, xa)))
+    assert_law(f, [x], [xa], out_axis_for(draw, rank))
 
 
-@law_test
+@law
 def test_lax_sort_several_operands(data):
     """Keys and values each batched or not; with unbatched keys the keys stay
     unbatched (sorted once) and the batched values are gathered."""
@@ -398,13 +342,13 @@ def test_lax_sort_several_operands(data):
 
     def f(*ops):
         return lsort.sort(ops, dim, num_keys=num_keys)
-    jaxpr = assert_law(f, ops, axes, out_axis(draw, len(shape)))
+    jaxpr = assert_law(f, ops, axes, out_axis_for(draw, len(shape)))
     if all(a is None for a in axes[:num_keys]):
         (eqn,) = [e for e in jaxpr.eqns if e.primitive is lsort.sort_p]
         assert eqn.inputs[0] is jaxpr.invars[0]
 
 
-@law_test
+@law
 def test_lexsort(data):
     draw = data.draw
     shape = draw(shapes(min_dims=1, max_dims=2, max_side=4))
@@ -414,10 +358,10 @@ def test_lexsort(data):
     k2, a2 = maybe_batched(draw, lambda i: values(seed + 5 + i, shape), n)
     axis = draw(st.integers(-len(shape), len(shape) - 1))
     assert_law(lambda a, b: fnp.lexsort((a, b), axis=axis), [k1, k2], [a1, a2],
-               out_axis(draw, len(shape)))
+               out_axis_for(draw, len(shape)))
 
 
-@law_test
+@law
 def test_searchsorted(data):
     """The sorted array and the queries each batched or not (a batched sorted
     array is one binary search over all the examples)."""
@@ -445,7 +389,7 @@ def test_searchsorted(data):
     a, aa = maybe_batched(draw, sorted_row, n)
     v, va = maybe_batched(draw, queries, n, True if aa is None else None)
     jaxpr = assert_law(lambda a, v: fnp.searchsorted(a, v, side=side), [a, v], [aa, va],
-                       out_axis(draw, len(qshape)))
+                       out_axis_for(draw, len(qshape)))
     if aa is None:
         assert [e.primitive for e in jaxpr.eqns][:1] == [lsort.searchsorted_p]
 
@@ -552,11 +496,11 @@ def scalar_of(f):
 
 
 @pytest.mark.parametrize("name", GRAD_FUNCS)
-@law_test
+@law
 def test_vmap_of_grad_and_grad_of_vmap(name, data):
     f, xs, xa, d, d_axes = data.draw(grad_case(name))
     g = scalar_of(f)
-    b = out_axis(data.draw, np.ndim(xs) - 1)
+    b = out_axis_for(data.draw, np.ndim(xs) - 1)
     args, axes = [xs, *d], [xa, *d_axes]
     (expected,) = stacked(fd.grad(g), args, axes, b)
     assert_same(fd.vmap(fd.grad(g), in_axes=tuple(axes), out_axes=b)(*args), expected)
@@ -565,13 +509,13 @@ def test_vmap_of_grad_and_grad_of_vmap(name, data):
 
 
 @pytest.mark.parametrize("name", GRAD_FUNCS)
-@law_test
+@law
 def test_jvp_of_vmap(name, data):
     f, xs, xa, d, d_axes = data.draw(grad_case(name))
     ts = values(data.draw(st.integers(0, 2**16)), np.shape(xs))
     n = np.shape(xs)[xa]
-    per = [fd.jvp(lambda x, i=i: f(x, *[example(a, ax, i) for a, ax in zip(d, d_axes)]),
-                  (example(xs, xa, i),), (example(ts, xa, i),)) for i in range(n)]
+    per = [fd.jvp(lambda x, i=i: f(x, *[take(a, i, ax) for a, ax in zip(d, d_axes)]),
+                  (take(xs, i, xa),), (take(ts, i, xa),)) for i in range(n)]
     vf = fd.vmap(f, in_axes=(xa, *d_axes), out_axes=-1)
     y, t = fd.jvp(lambda x: vf(x, *d), (xs,), (ts,))
     assert_same(y, np.stack([np.asarray(p[0]) for p in per], axis=-1))
@@ -579,7 +523,7 @@ def test_jvp_of_vmap(name, data):
 
 
 @pytest.mark.parametrize("name", GRAD_FUNCS + ["searchsorted"])
-@law_test
+@law
 def test_vmap_of_vmap(name, data):
     """Two batch axes (the inner rule's operands are tracers of the outer vmap);
     the integer data is batched by both vmaps."""

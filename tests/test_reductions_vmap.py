@@ -19,7 +19,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import strategies as st
 
 import functad as fd
 import functad.numpy as fnp
@@ -27,7 +27,7 @@ from functad import core
 from functad.lax import reductions as lr
 from functad.testing import shapes
 
-FAST = settings(max_examples=20, deadline=None)
+from helpers import assert_law, assert_same, law, out_axis_for, stacked, take, values
 
 REDUCTIONS = [getattr(lr, row[0] + "_p") for row in lr.REDUCTIONS]
 ARG_REDUCTIONS = [lr.argmax_p, lr.argmin_p]
@@ -48,45 +48,6 @@ def test_every_primitive_of_the_module_is_covered():
     assert all(callable(p.batch) for p in ALL_PRIMS)
 
 
-def law(test):
-    """``@settings(FAST) @given(data=st.data())``: one law, many Hypothesis examples."""
-    return FAST(given(data=st.data())(test))
-
-
-def take(xs, i, axis):
-    return np.take(np.asarray(xs), i, axis=axis)
-
-
-def stacked(f, xs, in_axis, out_axis):
-    """The reference: ``f`` on each example, eagerly, stacked along ``out_axis``."""
-    n = np.shape(xs)[in_axis]
-    return np.stack([np.asarray(f(take(xs, i, in_axis))) for i in range(n)], axis=out_axis)
-
-
-def assert_same(got, expected):
-    """Same shape and dtype, equal values (NaNs in the same places)."""
-    assert not isinstance(got, core.Tracer)
-    got, expected = np.asarray(got), np.asarray(expected)
-    assert got.shape == expected.shape, (got.shape, expected.shape)
-    assert got.dtype == expected.dtype, (got.dtype, expected.dtype)
-    if got.dtype.kind in "fc":
-        rtol = 1e-5 if got.dtype == np.float32 else 1e-12
-        np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol)
-    else:
-        np.testing.assert_array_equal(got, expected)
-
-
-def values(seed, shape, dtype, nans=False):
-    """Small values with many ties (integers and halves), maybe a NaN or two."""
-    rng = np.random.default_rng(seed)
-    v = rng.integers(-4, 5, shape) / (2.0 if np.dtype(dtype).kind == "f" else 1.0)
-    if nans and v.size and np.dtype(dtype).kind == "f":
-        v = v.reshape(-1)
-        v[rng.integers(0, v.size, 2)] = np.nan
-        v = v.reshape(shape)
-    return v.astype(dtype)
-
-
 @st.composite
 def batch_layout(draw, min_dims=0, max_dims=3, max_side=4):
     """A per-example shape, a batch size and a (maybe negative) ``in_axes``;
@@ -98,11 +59,6 @@ def batch_layout(draw, min_dims=0, max_dims=3, max_side=4):
     full = list(shape)
     full.insert(in_axis % nd, n)
     return shape, tuple(full), in_axis
-
-
-def out_axis_for(draw, rank):
-    """A random (maybe negative) ``out_axes`` for a per-example output of rank ``rank``."""
-    return draw(st.integers(-(rank + 1), rank))
 
 
 def draw_params(draw, prim, nd):
@@ -151,13 +107,7 @@ def test_primitive_vmap_equals_stacked_loop(prim, data):
     out_axis = out_axis_for(draw, rank)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)    # int overflow in products
-        got = fd.vmap(f, in_axes=in_axis, out_axes=out_axis)(xs)
-        assert_same(got, stacked(f, xs, in_axis, out_axis))
-        # staged: the same values, and the jaxpr type-checks
-        closed = fd.make_jaxpr(fd.vmap(f, in_axes=in_axis, out_axes=out_axis))(xs)
-        core.check_jaxpr(closed.jaxpr)
-        (staged,) = core.eval_jaxpr(closed.jaxpr, closed.consts, xs)
-        assert_same(staged, got)
+        assert_law(f, [xs], [in_axis], out_axis)        # eagerly and staged (type-checked)
 
 
 @pytest.mark.parametrize("prim", ALL_PRIMS, ids=lambda p: p.name)
@@ -309,7 +259,7 @@ def test_numpy_function_vmap_equals_stacked_loop(name, data):
         rank = np.ndim(f(take(xs, 0, in_axis)))
         out_axis = out_axis_for(draw, rank)
         got = fd.vmap(f, in_axes=in_axis, out_axes=out_axis)(xs)
-        assert_same(got, stacked(f, xs, in_axis, out_axis))
+        assert_same(got, stacked(f, [xs], [in_axis], out_axis)[0])
 
 
 @law
@@ -324,7 +274,7 @@ def test_cumulative_sum_include_initial(data):
         return fn(x, axis=axis, include_initial=True)
     out_axis = out_axis_for(draw, len(shape))
     assert_same(fd.vmap(f, in_axes=in_axis, out_axes=out_axis)(xs),
-                stacked(f, xs, in_axis, out_axis))
+                stacked(f, [xs], [in_axis], out_axis)[0])
 
 
 @law
@@ -343,7 +293,7 @@ def test_where_masks_batched_or_not(data):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             got = fd.vmap(f, in_axes=in_axis)(xs)
-            assert_same(got, stacked(f, xs, in_axis, 0))
+            assert_same(got, stacked(f, [xs], [in_axis], 0)[0])
         return
     ws = np.random.default_rng(seed + 1).uniform(size=full) < 0.6        # batched mask
 
@@ -352,9 +302,7 @@ def test_where_masks_batched_or_not(data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         got = fd.vmap(g, in_axes=(in_axis, in_axis))(xs, ws)
-        n = full[in_axis]
-        expected = np.stack([np.asarray(g(take(xs, i, in_axis), take(ws, i, in_axis)))
-                             for i in range(n)])
+        (expected,) = stacked(g, [xs, ws], [in_axis, in_axis], 0)
     assert_same(got, expected)
 
 
@@ -404,12 +352,12 @@ def test_vmap_of_grad_and_grad_of_vmap(name, data):
     f, xs, in_axis, _ = data.draw(grad_case(name))
     g = _scalar(f)
     out_axis = out_axis_for(data.draw, np.ndim(xs) - 1)
-    expected = stacked(fd.grad(g), xs, in_axis, out_axis)
+    (expected,) = stacked(fd.grad(g), [xs], [in_axis], out_axis)
     assert_same(fd.vmap(fd.grad(g), in_axes=in_axis, out_axes=out_axis)(xs), expected)
     # reverse mode through vmap: the gradient of a sum over examples is the
     # per-example gradients, in the input's layout
     total = fd.grad(lambda xs: fnp.sum(fd.vmap(g, in_axes=in_axis)(xs)))(xs)
-    assert_same(total, stacked(fd.grad(g), xs, in_axis, in_axis))
+    assert_same(total, stacked(fd.grad(g), [xs], [in_axis], in_axis)[0])
 
 
 @pytest.mark.parametrize("name", sorted(GRAD_FUNCS))
@@ -456,8 +404,8 @@ def test_vmap_of_vmap(prim, data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         got = fd.vmap(inner, in_axes=in_outer, out_axes=out_outer)(xs)
-        expected = stacked(lambda y: stacked(f, y, in_inner, out_inner), xs, in_outer,
-                           out_outer)
+        (expected,) = stacked(lambda y: stacked(f, [y], [in_inner], out_inner)[0], [xs],
+                              [in_outer], out_outer)
     assert_same(got, expected)
 
 
@@ -472,5 +420,5 @@ def test_vmap_of_vmap_of_grad(data):
     xs = np.stack([ys + k for k in range(m)], axis=-1)
     g = fd.grad(_scalar(f))
     got = fd.vmap(fd.vmap(g, in_axes=in_inner), in_axes=-1)(xs)
-    expected = stacked(lambda y: stacked(g, y, in_inner, 0), xs, -1, 0)
+    (expected,) = stacked(lambda y: stacked(g, [y], [in_inner], 0)[0], [xs], [-1], 0)
     assert_same(got, expected)

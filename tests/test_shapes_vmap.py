@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import strategies as st
 
 import functad as fd
 import functad.numpy as fnp
@@ -23,14 +23,10 @@ from functad import core, tree_util as tu
 from functad.lax import shapes as ls
 from functad.testing import shapes
 
-FAST = settings(max_examples=20, deadline=None)
+from helpers import assert_law, assert_same, law, out_axis_for, stacked, take, values
 
 PRIMS = [ls.broadcast_to_p, ls.reshape_p, ls.transpose_p, ls.concatenate_p, ls.slice_p,
          ls.pad_p, ls.rev_p]
-
-
-def law_test(test):
-    return FAST(given(data=st.data())(test))
 
 
 # --------------------------------------------------------------------------
@@ -45,55 +41,6 @@ def test_every_primitive_of_the_module_has_a_rule_and_a_test():
     assert not missing, f"shape primitives without a batching rule: {missing}"
 
 
-def example(x, axis, i):
-    return x if axis is None else np.take(np.asarray(x), i, axis=axis)
-
-
-def batch_size(args, in_axes):
-    return next(np.shape(x)[a] for x, a in zip(args, in_axes) if a is not None)
-
-
-def stacked(f, args, in_axes, out_axes):
-    """The reference: ``f`` on each example, eagerly, stacked along ``out_axes``
-    (a list of leaves for functions with several outputs)."""
-    n = batch_size(args, in_axes)
-    outs = [tu.tree_leaves(f(*[example(x, a, i) for x, a in zip(args, in_axes)]))
-            for i in range(n)]
-    return [np.stack([np.asarray(o[k]) for o in outs], axis=out_axes)
-            for k in range(len(outs[0]))]
-
-
-def assert_same(got, expected):
-    """Same shape and dtype, equal values (NaNs in the same places)."""
-    assert not isinstance(got, core.Tracer)
-    got, expected = np.asarray(got), np.asarray(expected)
-    assert got.shape == expected.shape, (got.shape, expected.shape)
-    assert got.dtype == expected.dtype, (got.dtype, expected.dtype)
-    if got.dtype.kind in "fc":
-        tol = 1e-5 if got.dtype == np.float32 else 1e-12
-        np.testing.assert_allclose(got, expected, rtol=tol, atol=tol)
-    else:
-        np.testing.assert_array_equal(got, expected)
-
-
-def assert_law(f, args, in_axes, out_axes):
-    """vmap(f) equals the stacked loop, eagerly and staged (the staged jaxpr
-    type-checks); returns the staged jaxpr."""
-    in_axes = tuple(in_axes)
-    expected = stacked(f, args, in_axes, out_axes)
-    vf = fd.vmap(f, in_axes=in_axes, out_axes=out_axes)
-    got = tu.tree_leaves(vf(*args))
-    assert len(got) == len(expected)
-    for g, e in zip(got, expected):
-        assert_same(g, e)
-    closed = fd.make_jaxpr(vf)(*args)
-    core.check_jaxpr(closed.jaxpr)
-    staged = core.eval_jaxpr(closed.jaxpr, closed.consts, *tu.tree_leaves(args))
-    for s, e in zip(staged, expected):
-        assert_same(s, e)
-    return closed.jaxpr
-
-
 def batched(draw, x, n=None):
     """``x`` (one example) as a batch of ``n`` examples along a random axis:
     returns ``(batch, in_axis)`` with a maybe negative ``in_axis``."""
@@ -103,17 +50,6 @@ def batched(draw, x, n=None):
     xs = np.stack([values(draw(st.integers(0, 2**16)), np.shape(x), np.asarray(x).dtype)
                    for _ in range(n)], axis=axis)
     return xs, axis
-
-
-def values(seed, shape, dtype=np.float64):
-    """Small values with ties (integers and halves)."""
-    rng = np.random.default_rng(seed)
-    v = rng.integers(-4, 5, shape) / (2.0 if np.dtype(dtype).kind in "fc" else 1.0)
-    return v.astype(dtype)
-
-
-def out_axis(draw, rank):
-    return draw(st.integers(-(rank + 1), rank))
 
 
 DTYPES = [np.float64, np.float32, np.int64, np.bool_]
@@ -154,7 +90,7 @@ def factor_shape(draw, shape):
     return tuple(out)
 
 
-@law_test
+@law
 def test_broadcast_to(data):
     draw = data.draw
     shape = draw(shapes(max_dims=3))
@@ -163,31 +99,31 @@ def test_broadcast_to(data):
     dtype = draw(st.sampled_from(DTYPES))
     xs, a = batched(draw, np.zeros(shape, dtype))
     jaxpr = assert_law(lambda x: ls.broadcast_to(x, target), [xs], [a],
-                       out_axis(draw, len(target)))
+                       out_axis_for(draw, len(target)))
     if target != shape:     # one broadcast_to, then at most vmap's own transpose
         assert jaxpr.eqns[0].primitive is ls.broadcast_to_p and len(jaxpr.eqns) <= 2
 
 
-@law_test
+@law
 def test_reshape(data):
     draw = data.draw
     shape = draw(shapes(max_dims=3))
     new = factor_shape(draw, shape)
     dtype = draw(st.sampled_from(DTYPES))
     xs, a = batched(draw, np.zeros(shape, dtype))
-    assert_law(lambda x: ls.reshape(x, new), [xs], [a], out_axis(draw, len(new)))
+    assert_law(lambda x: ls.reshape(x, new), [xs], [a], out_axis_for(draw, len(new)))
 
 
-@law_test
+@law
 def test_transpose(data):
     draw = data.draw
     shape = draw(shapes(max_dims=3))
     perm = draw(st.permutations(range(len(shape))))
     xs, a = batched(draw, np.zeros(shape, draw(st.sampled_from(DTYPES))))
-    assert_law(lambda x: ls.transpose(x, perm), [xs], [a], out_axis(draw, len(shape)))
+    assert_law(lambda x: ls.transpose(x, perm), [xs], [a], out_axis_for(draw, len(shape)))
 
 
-@law_test
+@law
 def test_concatenate(data):
     draw = data.draw
     shape = draw(shapes(min_dims=1, max_dims=3))
@@ -202,10 +138,10 @@ def test_concatenate(data):
         x, a = operand(draw, tuple(s), n, dtype, allow_unbatched=i > 0)
         args.append(x)
         axes.append(a)
-    assert_law(lambda *xs: ls.concatenate(xs, dim), args, axes, out_axis(draw, len(shape)))
+    assert_law(lambda *xs: ls.concatenate(xs, dim), args, axes, out_axis_for(draw, len(shape)))
 
 
-@law_test
+@law
 def test_slice(data):
     draw = data.draw
     shape = draw(shapes(min_dims=1, max_dims=3, max_side=5))
@@ -217,10 +153,10 @@ def test_slice(data):
         strides.append(draw(st.integers(1, 3)))
     xs, a = batched(draw, np.zeros(shape, draw(st.sampled_from(DTYPES))))
     assert_law(lambda x: ls.slice(x, start, limit, strides), [xs], [a],
-               out_axis(draw, len(shape)))
+               out_axis_for(draw, len(shape)))
 
 
-@law_test
+@law
 def test_pad(data):
     """Operand and padding value each batched or not (at least one is)."""
     draw = data.draw
@@ -240,19 +176,19 @@ def test_pad(data):
         pv, pa = values(draw(st.integers(0, 2**16)), (n,), dtype), 0
     rank = len(shape)
     jaxpr = assert_law(lambda x, pv: ls.pad(x, pv, config), [x, pv], [xa, pa],
-                       out_axis(draw, rank))
+                       out_axis_for(draw, rank))
     if kind == "x":     # one padding value: padded as is, never broadcast
         names = [e.primitive.name for e in jaxpr.eqns]
         assert "broadcast_to" not in names and "select" not in names, names
 
 
-@law_test
+@law
 def test_rev(data):
     draw = data.draw
     shape = draw(shapes(min_dims=1, max_dims=3))
     dims = draw(st.lists(st.integers(0, len(shape) - 1), unique=True, min_size=1))
     xs, a = batched(draw, np.zeros(shape, draw(st.sampled_from(DTYPES))))
-    assert_law(lambda x: ls.rev(x, dims), [xs], [a], out_axis(draw, len(shape)))
+    assert_law(lambda x: ls.rev(x, dims), [xs], [a], out_axis_for(draw, len(shape)))
 
 
 # --------------------------------------------------------------------------
@@ -384,7 +320,7 @@ NUMPY_FUNCS = {
 
 
 @pytest.mark.parametrize("name", sorted(NUMPY_FUNCS))
-@law_test
+@law
 def test_numpy_function(name, data):
     draw = data.draw
     min_dims, make = NUMPY_FUNCS[name]
@@ -393,10 +329,10 @@ def test_numpy_function(name, data):
     dtype = draw(st.sampled_from([np.float64, np.float32, np.int64]))
     xs, a = batched(draw, np.zeros(shape, dtype))
     rank = np.ndim(tu.tree_leaves(f(np.zeros(shape, dtype)))[0])
-    assert_law(f, [xs], [a], out_axis(draw, rank))
+    assert_law(f, [xs], [a], out_axis_for(draw, rank))
 
 
-@law_test
+@law
 def test_traced_roll_shift_and_pad_value(data):
     """Per-example shifts (a gather with batched indices) and padding values."""
     draw = data.draw
@@ -410,10 +346,10 @@ def test_traced_roll_shift_and_pad_value(data):
 
     def f(x, s, v):
         return fnp.pad(fnp.roll(x, s, ax), 1, constant_values=(v, 2.0) if per_side else v)
-    assert_law(f, [xs, shifts, pvs], [a, 0, 0], out_axis(draw, len(shape)))
+    assert_law(f, [xs, shifts, pvs], [a, 0, 0], out_axis_for(draw, len(shape)))
 
 
-@law_test
+@law
 def test_repeat_with_batched_repeats(data):
     """Traced repeats with total_repeat_length: searchsorted of batched cumulative sums."""
     draw = data.draw
@@ -424,7 +360,7 @@ def test_repeat_with_batched_repeats(data):
     xs, a = operand(draw, shape, n)
     length = draw(st.integers(0, 8))
     assert_law(lambda x, r: fnp.repeat(x, r, 0, total_repeat_length=length), [xs, reps],
-               [a, 0], out_axis(draw, len(shape)))
+               [a, 0], out_axis_for(draw, len(shape)))
 
 
 # --------------------------------------------------------------------------
@@ -450,11 +386,11 @@ def grad_case(draw, name):
 
 
 @pytest.mark.parametrize("name", GRAD_FUNCS)
-@law_test
+@law
 def test_vmap_of_grad_and_grad_of_vmap(name, data):
     f, xs, a = grad_case(data.draw, name)
     g = scalar_of(f)
-    b = out_axis(data.draw, np.ndim(xs) - 1)
+    b = out_axis_for(data.draw, np.ndim(xs) - 1)
     (expected,) = stacked(fd.grad(g), [xs], [a], b)
     assert_same(fd.vmap(fd.grad(g), in_axes=a, out_axes=b)(xs), expected)
     total = fd.grad(lambda xs: fnp.sum(fd.vmap(g, in_axes=a)(xs)))(xs)
@@ -462,12 +398,12 @@ def test_vmap_of_grad_and_grad_of_vmap(name, data):
 
 
 @pytest.mark.parametrize("name", GRAD_FUNCS)
-@law_test
+@law
 def test_jvp_of_vmap(name, data):
     f, xs, a = grad_case(data.draw, name)
     ts = values(data.draw(st.integers(0, 2**16)), np.shape(xs))
     n = np.shape(xs)[a]
-    per = [fd.jvp(f, (example(xs, a, i),), (example(ts, a, i),)) for i in range(n)]
+    per = [fd.jvp(f, (take(xs, i, a),), (take(ts, i, a),)) for i in range(n)]
     y, t = fd.jvp(fd.vmap(f, in_axes=a, out_axes=-1), (xs,), (ts,))
     for k, (yk, tk) in enumerate(zip(tu.tree_leaves(y), tu.tree_leaves(t))):
         assert_same(yk, np.stack([np.asarray(tu.tree_leaves(p[0])[k]) for p in per], axis=-1))
@@ -475,7 +411,7 @@ def test_jvp_of_vmap(name, data):
 
 
 @pytest.mark.parametrize("prim", PRIMS, ids=lambda p: p.name)
-@law_test
+@law
 def test_vmap_of_vmap(prim, data):
     """Two batch axes: the inner rule's operands are tracers of the outer vmap."""
     draw = data.draw
@@ -495,7 +431,7 @@ def test_vmap_of_vmap(prim, data):
     m, n = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     ys = np.zeros(shape)
     rank = np.ndim(f(ys))
-    inner_out, outer_out = out_axis(draw, rank), out_axis(draw, rank + 1)
+    inner_out, outer_out = out_axis_for(draw, rank), out_axis_for(draw, rank + 1)
     mid = np.stack([ys] * n, axis=inner_in)
     full = values(draw(st.integers(0, 2**16)),
                   np.shape(np.stack([mid] * m, axis=outer_in)))
@@ -506,7 +442,7 @@ def test_vmap_of_vmap(prim, data):
     assert_same(got, expected)
 
 
-@law_test
+@law
 def test_vmap_of_vmap_of_grad(data):
     name = data.draw(st.sampled_from(GRAD_FUNCS))
     f, ys, a = grad_case(data.draw, name)

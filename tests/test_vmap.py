@@ -26,6 +26,8 @@ from functad import core, nn
 from functad import tree_util as tu
 from functad.testing import arrays, check_grads, check_vmap, pytrees, shapes
 
+from helpers import assert_tree_same, take
+
 FAST = settings(max_examples=10, deadline=None)
 
 rng0 = np.random.default_rng(0)
@@ -35,19 +37,7 @@ W = rng0.normal(size=3)
 
 def assert_same(got, expected, rtol=1e-12):
     """Same shape and dtype, values equal to rounding (pytrees leaf by leaf)."""
-    g_leaves, g_tree = tu.tree_flatten(got)
-    e_leaves, e_tree = tu.tree_flatten(expected)
-    assert g_tree == e_tree, (g_tree, e_tree)
-    for g, e in zip(g_leaves, e_leaves):
-        assert not isinstance(g, core.Tracer)
-        g, e = np.asarray(g), np.asarray(e)
-        assert g.shape == e.shape, (g.shape, e.shape)
-        assert g.dtype == e.dtype, (g.dtype, e.dtype)
-        if g.dtype.kind in "fc":
-            tol = max(rtol, 1e-5) if g.dtype == np.float32 else rtol
-            np.testing.assert_allclose(g, e, rtol=tol, atol=tol)
-        else:
-            np.testing.assert_array_equal(g, e)
+    assert_tree_same(got, expected, tol32=max(rtol, 1e-5), tol64=rtol)
 
 
 def loop(f, *args, in_axes=0, out_axes=0):
@@ -56,8 +46,7 @@ def loop(f, *args, in_axes=0, out_axes=0):
     int for every output leaf."""
     axes = in_axes if isinstance(in_axes, (tuple, list)) else (in_axes,) * len(args)
     n = next(np.shape(a)[ax] for a, ax in zip(args, axes) if ax is not None)
-    outs = [f(*[a if ax is None else np.take(a, i, axis=ax) for a, ax in zip(args, axes)])
-            for i in range(n)]
+    outs = [f(*[take(a, i, ax) for a, ax in zip(args, axes)]) for i in range(n)]
     return tu.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs], axis=out_axes),
                        *outs)
 

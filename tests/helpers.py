@@ -1,0 +1,110 @@
+"""Helpers shared by the test modules (imported as ``from helpers import ...``;
+``tests/`` is on ``sys.path`` through ``pythonpath`` in pyproject.toml).
+
+The vmap law (``test_*_vmap.py``, ``test_vmap.py``): ``vmap(f, in_axes,
+out_axes)(*args)`` equals the eager results of ``f`` on each example, taken
+along ``in_axes`` and stacked along ``out_axes`` with NumPy -- ``take``,
+``stacked``, ``assert_same``, ``assert_tree_same``, ``assert_law``, and the
+Hypothesis pieces ``law``, ``values``, ``out_axis_for``.
+
+The references here are deliberately independent of functad.batching (plain
+loops and ``np.stack``), so that they can judge it.
+"""
+
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+import functad as fd
+from functad import core, tree_util as tu
+
+
+# --------------------------------------------------------------------------
+# The vmap law
+# --------------------------------------------------------------------------
+
+def law(test, max_examples=20):
+    """``@settings(...) @given(data=st.data())``: one law, many Hypothesis examples."""
+    return settings(max_examples=max_examples, deadline=None)(given(data=st.data())(test))
+
+
+def take(x, i, axis):
+    """Example ``i`` of ``x`` along ``axis`` (``x`` itself when ``axis`` is None)."""
+    return x if axis is None else np.take(np.asarray(x), i, axis=axis)
+
+
+def batch_size(args, in_axes):
+    """The size of the first mapped axis."""
+    return next(np.shape(x)[a] for x, a in zip(args, in_axes) if a is not None)
+
+
+def stacked(f, args, in_axes, out_axes, n=None):
+    """The reference: ``f`` on each example, eagerly, each output leaf stacked
+    along ``out_axes``; a list of leaves (``(out,) = stacked(...)`` for one
+    output).  ``n``, the batch size, is needed only when no axis is mapped."""
+    if n is None:
+        n = batch_size(args, in_axes)
+    outs = [tu.tree_leaves(f(*[take(x, i, a) for x, a in zip(args, in_axes)]))
+            for i in range(n)]
+    return [np.stack([np.asarray(o[k]) for o in outs], axis=out_axes)
+            for k in range(len(outs[0]))]
+
+
+def assert_same(got, expected, tol32=1e-5, tol64=1e-12):
+    """``got`` is concrete (not a tracer) with the shape and dtype of
+    ``expected``; integer and boolean values are equal, floating ones equal
+    within ``tol32`` (float32) or ``tol64`` (otherwise), NaNs in the same places."""
+    assert not isinstance(got, core.Tracer)
+    got, expected = np.asarray(got), np.asarray(expected)
+    assert got.shape == expected.shape, (got.shape, expected.shape)
+    assert got.dtype == expected.dtype, (got.dtype, expected.dtype)
+    if got.dtype.kind in "fc":
+        tol = tol32 if got.dtype == np.float32 else tol64
+        np.testing.assert_allclose(got, expected, rtol=tol, atol=tol)
+    else:
+        np.testing.assert_array_equal(got, expected)
+
+
+def assert_tree_same(got, expected, tol32=1e-5, tol64=1e-12):
+    """``assert_same`` leaf by leaf, for pytrees of the same structure."""
+    g_leaves, g_tree = tu.tree_flatten(got)
+    e_leaves, e_tree = tu.tree_flatten(expected)
+    assert g_tree == e_tree, (g_tree, e_tree)
+    for g, e in zip(g_leaves, e_leaves):
+        assert_same(g, e, tol32, tol64)
+
+
+def assert_law(f, args, in_axes, out_axes):
+    """vmap(f) equals the stacked loop, eagerly and staged (the staged jaxpr
+    type-checks); returns the staged jaxpr."""
+    in_axes = tuple(in_axes)
+    expected = stacked(f, args, in_axes, out_axes)
+    vf = fd.vmap(f, in_axes=in_axes, out_axes=out_axes)
+    got = tu.tree_leaves(vf(*args))
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        assert_same(g, e)
+    closed = fd.make_jaxpr(vf)(*args)
+    core.check_jaxpr(closed.jaxpr)
+    staged = core.eval_jaxpr(closed.jaxpr, closed.consts, *tu.tree_leaves(args))
+    for s, e in zip(staged, expected):
+        assert_same(s, e)
+    return closed.jaxpr
+
+
+def values(seed, shape, dtype=np.float64, nans=False):
+    """Small values with many ties (integers, and halves for inexact dtypes),
+    with a NaN or two if ``nans`` (floating dtypes only)."""
+    rng = np.random.default_rng(seed)
+    v = rng.integers(-4, 5, shape) / (2.0 if np.dtype(dtype).kind in "fc" else 1.0)
+    if nans and v.size and np.dtype(dtype).kind == "f":
+        v = v.reshape(-1)
+        v[rng.integers(0, v.size, 2)] = np.nan
+        v = v.reshape(shape)
+    return v.astype(dtype)
+
+
+def out_axis_for(draw, rank):
+    """A random (maybe negative) ``out_axes`` for a per-example output of rank ``rank``."""
+    return draw(st.integers(-(rank + 1), rank))
+
+
