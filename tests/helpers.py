@@ -1,11 +1,15 @@
 """Helpers shared by the test modules (imported as ``from helpers import ...``;
 ``tests/`` is on ``sys.path`` through ``pythonpath`` in pyproject.toml).
 
-The vmap law (``test_*_vmap.py``, ``test_vmap.py``): ``vmap(f, in_axes,
-out_axes)(*args)`` equals the eager results of ``f`` on each example, taken
-along ``in_axes`` and stacked along ``out_axes`` with NumPy -- ``take``,
-``stacked``, ``assert_same``, ``assert_tree_same``, ``assert_law``, and the
-Hypothesis pieces ``law``, ``values``, ``out_axis_for``.
+Two families:
+
+* the vmap law (``test_*_vmap.py``, ``test_vmap.py``): ``vmap(f, in_axes,
+  out_axes)(*args)`` equals the eager results of ``f`` on each example, taken
+  along ``in_axes`` and stacked along ``out_axes`` with NumPy -- ``take``,
+  ``stacked``, ``assert_same``, ``assert_tree_same``, ``assert_law``, and the
+  Hypothesis pieces ``law``, ``values``, ``out_axis_for``;
+* functad against NumPy (``test_indexing.py``, ``test_shapes.py``):
+  ``assert_equals_numpy``, ``check_fn``, ``arr``.
 
 The references here are deliberately independent of functad.batching (plain
 loops and ``np.stack``), so that they can judge it.
@@ -16,6 +20,8 @@ from hypothesis import given, settings, strategies as st
 
 import functad as fd
 from functad import core, tree_util as tu
+from functad.core import Array, check_jaxpr
+from functad.testing import check_grads
 
 
 # --------------------------------------------------------------------------
@@ -108,3 +114,47 @@ def out_axis_for(draw, rank):
     return draw(st.integers(-(rank + 1), rank))
 
 
+# --------------------------------------------------------------------------
+# functad against NumPy
+# --------------------------------------------------------------------------
+
+def assert_equals_numpy(got, want, eager=True):
+    """Same structure, shapes, dtypes and values (exactly); eager results are
+    functad values."""
+    if isinstance(want, (list, tuple)):
+        assert isinstance(got, (list, tuple)) and len(got) == len(want), (got, want)
+        for g, w in zip(got, want):
+            assert_equals_numpy(g, w, eager)
+        return
+    want = np.asarray(want)
+    if eager:
+        assert isinstance(got, (Array, np.generic)), type(got)
+    assert np.shape(got) == want.shape, (np.shape(got), want.shape)
+    assert np.asarray(got).dtype == want.dtype, (np.asarray(got).dtype, want.dtype)
+    np.testing.assert_array_equal(np.asarray(got), want)
+
+
+def check_fn(f, np_f, args, grads=True, order=2, eager=True):
+    """``f`` (functad) agrees with ``np_f`` (NumPy) eagerly (unless ``eager``
+    is false) and staged, with the staged output avals' shapes and dtypes; the
+    staged and linear jaxprs type-check; derivatives pass check_grads in both
+    modes.  ``linearize`` runs even without ``grads``: the JVP's primal output
+    runs the primitives' implementations on tracers' values."""
+    want = np_f(*[np.asarray(a) for a in args])
+    if eager:
+        assert_equals_numpy(f(*args), want)
+    closed = fd.make_jaxpr(f)(*args)
+    check_jaxpr(closed.jaxpr)
+    flat_want = tu.tree_leaves(want) if isinstance(want, (list, tuple)) else [want]
+    assert [a.shape for a in closed.out_avals] == [np.shape(w) for w in flat_want]
+    assert [a.dtype for a in closed.out_avals] == [np.asarray(w).dtype for w in flat_want]
+    assert_equals_numpy(closed(*args), flat_want, eager=False)
+    _, f_lin = fd.linearize(f, *args)
+    if grads:
+        check_jaxpr(f_lin.linear_jaxpr.jaxpr)
+        check_grads(f, tuple(args), order=order, modes=("fwd", "rev"))
+
+
+def arr(shape, dtype=np.float64, seed=0):
+    """Standard normal values of ``shape`` and ``dtype``."""
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)

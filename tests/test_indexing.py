@@ -13,11 +13,12 @@ import hypothesis.extra.numpy as hnp
 
 import functad as fd
 import functad.numpy as fnp
-from functad import tree_util as tu
 from functad.core import Array, check_jaxpr, ConcretizationTypeError
 from functad.lax import indexing as li
 from functad.numpy._indexing import NonConcreteBooleanIndexError
 from functad.testing import check_grads, arrays, shapes, float_dtypes
+
+from helpers import arr, assert_equals_numpy, check_fn
 
 SETTINGS = settings(max_examples=25, deadline=None)
 
@@ -25,42 +26,6 @@ SETTINGS = settings(max_examples=25, deadline=None)
 # --------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------
-
-def assert_same(got, want, eager=True):
-    if isinstance(want, (list, tuple)):
-        assert isinstance(got, (list, tuple)) and len(got) == len(want), (got, want)
-        for g, w in zip(got, want):
-            assert_same(g, w, eager)
-        return
-    want = np.asarray(want)
-    if eager:
-        assert isinstance(got, (Array, np.generic)), type(got)
-    assert np.shape(got) == want.shape, (np.shape(got), want.shape)
-    assert np.asarray(got).dtype == want.dtype, (np.asarray(got).dtype, want.dtype)
-    np.testing.assert_array_equal(np.asarray(got), want)
-
-
-def check_fn(f, np_f, args, grads=True, order=2, eager=True):
-    """Eager and staged values equal NumPy's; staged and linear jaxprs
-    type-check; check_grads passes in both modes."""
-    want = np_f(*[np.asarray(a) for a in args])
-    if eager:
-        assert_same(f(*args), want)
-    closed = fd.make_jaxpr(f)(*args)
-    check_jaxpr(closed.jaxpr)
-    flat_want = tu.tree_leaves(want) if isinstance(want, (list, tuple)) else [want]
-    assert [a.shape for a in closed.out_avals] == [np.shape(w) for w in flat_want]
-    assert_same(closed(*args), flat_want, eager=False)
-    # the JVP's primal output runs the primitives' implementations on tracers' values
-    _, f_lin = fd.linearize(f, *args)
-    if grads:
-        check_jaxpr(f_lin.linear_jaxpr.jaxpr)
-        check_grads(f, tuple(args), order=order, modes=("fwd", "rev"))
-
-
-def arr(shape, dtype=np.float64, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
-
 
 @st.composite
 def numpy_indices(draw, shape, allow_arrays=True):
@@ -112,8 +77,8 @@ def test_getitem_matches_numpy(data):
     x = data.draw(arrays(float_dtypes(), shape))
     idx = data.draw(numpy_indices(shape))
     check_fn(lambda x: x[idx], lambda x: x[idx], (x,), eager=False)
-    assert_same(fnp._getitem(x, idx), x[idx])       # eager: NumPy's own indexing
-    assert_same(x.view(Array).at[idx].get(), x[idx])
+    assert_equals_numpy(fnp._getitem(x, idx), x[idx])       # eager: NumPy's own indexing
+    assert_equals_numpy(x.view(Array).at[idx].get(), x[idx])
 
 
 @SETTINGS
@@ -223,7 +188,7 @@ def test_boolean_masks_under_grad(data):
     idx = (slice(None),) * start + (mask,)
     # a concrete mask is fine everywhere, also while staging
     check_fn(lambda x: x[idx], lambda x: x[idx], (x,), eager=False)
-    assert_same(fd.jvp(lambda x: x[idx], (x,), (x,))[0], x[idx], eager=False)
+    assert_equals_numpy(fd.jvp(lambda x: x[idx], (x,), (x,))[0], x[idx], eager=False)
     # a mask computed from x is concrete under grad (comparisons have no tangent)
     g = fd.grad(lambda x: fnp.sum(x[x > 0] ** 2))(x)
     np.testing.assert_allclose(g, np.where(x > 0, 2 * x, 0), rtol=1e-6)
@@ -302,7 +267,7 @@ def test_at_updates_match_numpy_and_differentiate(case):
     x, idx, v, method = case
     f = lambda x, v: getattr(fnp.asarray(x).at[idx], method)(v)     # noqa: E731
     check_fn(f, lambda x, v: np_update(x, idx, v, method), (x, v), order=2, eager=False)
-    assert_same(f(x.view(Array), v), np_update(x, idx, v, method))
+    assert_equals_numpy(f(x.view(Array), v), np_update(x, idx, v, method))
     assert f(x.view(Array), 1.0).dtype == x.dtype       # Python scalars are weak
 
 
@@ -476,14 +441,14 @@ def test_take_along_axis_with_argsort(x, data):
 
 def test_take_along_axis_and_put_along_axis_details():
     x = arr((2, 3))
-    assert_same(fnp.take_along_axis(x, np.array([5, 0]), axis=None),
+    assert_equals_numpy(fnp.take_along_axis(x, np.array([5, 0]), axis=None),
                 np.take_along_axis(x, np.array([5, 0]), axis=None))
     with pytest.raises(ValueError, match="same number of dimensions"):
         fnp.take_along_axis(x, np.array([0]), axis=1)
     ind = np.array([[2], [0]])
     ref = x.copy()
     np.put_along_axis(ref, ind, 9.0, axis=1)
-    assert_same(fnp.put_along_axis(x, ind, 9.0, axis=1, inplace=False), ref)
+    assert_equals_numpy(fnp.put_along_axis(x, ind, 9.0, axis=1, inplace=False), ref)
     check_grads(lambda x, v: fnp.put_along_axis(x, ind, v, axis=1, inplace=False),
                 (x, np.array([[1.0], [2.0]])), order=2)
 
@@ -496,10 +461,10 @@ def test_take_along_axis_and_put_along_axis_details():
 @given(hnp.arrays(np.float64, shapes(min_dims=1, max_dims=3, min_side=0),
                   elements=st.sampled_from([0.0, 1.5, -2.0])), st.integers(0, 8))
 def test_nonzero_family(x, size):
-    assert_same(fnp.nonzero(x), np.nonzero(x))
-    assert_same(fnp.flatnonzero(x), np.flatnonzero(x))
-    assert_same(fnp.argwhere(x), np.argwhere(x))
-    assert_same(fnp.where(x), np.nonzero(x))
+    assert_equals_numpy(fnp.nonzero(x), np.nonzero(x))
+    assert_equals_numpy(fnp.flatnonzero(x), np.flatnonzero(x))
+    assert_equals_numpy(fnp.argwhere(x), np.argwhere(x))
+    assert_equals_numpy(fnp.where(x), np.nonzero(x))
     # with a static size it stages: truncated, or padded with fill_value
     closed = fd.make_jaxpr(lambda x: fnp.nonzero(x, size=size, fill_value=-1))(x)
     check_jaxpr(closed.jaxpr)
@@ -513,16 +478,16 @@ def test_nonzero_family(x, size):
 
 def test_index_helpers_match_numpy():
     x = np.arange(12.0).reshape(3, 4)
-    assert_same(fnp.diag_indices(3), np.diag_indices(3))
-    assert_same(fnp.diag_indices_from(np.ones((2, 2, 2))), np.diag_indices_from(np.ones((2, 2, 2))))
-    assert_same(fnp.tril_indices(3, -1, 4), np.tril_indices(3, -1, 4))
-    assert_same(fnp.triu_indices(3, 1), np.triu_indices(3, 1))
-    assert_same(fnp.tril_indices_from(x), np.tril_indices_from(x))
-    assert_same(fnp.triu_indices_from(x, 1), np.triu_indices_from(x, 1))
-    assert_same(fnp.ix_([0, 2], np.array([True, False, True, True])),
+    assert_equals_numpy(fnp.diag_indices(3), np.diag_indices(3))
+    assert_equals_numpy(fnp.diag_indices_from(np.ones((2, 2, 2))), np.diag_indices_from(np.ones((2, 2, 2))))
+    assert_equals_numpy(fnp.tril_indices(3, -1, 4), np.tril_indices(3, -1, 4))
+    assert_equals_numpy(fnp.triu_indices(3, 1), np.triu_indices(3, 1))
+    assert_equals_numpy(fnp.tril_indices_from(x), np.tril_indices_from(x))
+    assert_equals_numpy(fnp.triu_indices_from(x, 1), np.triu_indices_from(x, 1))
+    assert_equals_numpy(fnp.ix_([0, 2], np.array([True, False, True, True])),
                 np.ix_([0, 2], np.array([True, False, True, True])))
-    assert_same(fnp.unravel_index(np.array([5, 11]), (3, 4)), np.unravel_index([5, 11], (3, 4)))
-    assert_same(fnp.ravel_multi_index((np.array([1, 2]), np.array([3, 0])), (3, 4)),
+    assert_equals_numpy(fnp.unravel_index(np.array([5, 11]), (3, 4)), np.unravel_index([5, 11], (3, 4)))
+    assert_equals_numpy(fnp.ravel_multi_index((np.array([1, 2]), np.array([3, 0])), (3, 4)),
                 np.ravel_multi_index((np.array([1, 2]), np.array([3, 0])), (3, 4)))
     rows, cols = fnp.ix_([0, 2], [1, 3])
     check_fn(lambda x: x[rows, cols], lambda x: x[np.ix_([0, 2], [1, 3])], (x,), eager=False)

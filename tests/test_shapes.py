@@ -10,9 +10,11 @@ from hypothesis import strategies as st
 
 import functad as fd
 import functad.numpy as fnp
-from functad import lax, tree_util as tu
-from functad.core import Array, check_jaxpr
+from functad import lax
+from functad.core import check_jaxpr
 from functad.testing import check_grads, arrays, shapes, float_dtypes
+
+from helpers import arr, assert_equals_numpy, check_fn
 
 SETTINGS = settings(max_examples=25, deadline=None)
 
@@ -20,42 +22,6 @@ SETTINGS = settings(max_examples=25, deadline=None)
 # --------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------
-
-def assert_same(got, want, eager=True):
-    """Same structure, shapes, dtypes and values; eager results are functad values."""
-    if isinstance(want, (list, tuple)):
-        assert isinstance(got, (list, tuple)) and len(got) == len(want), (got, want)
-        for g, w in zip(got, want):
-            assert_same(g, w, eager)
-        return
-    want = np.asarray(want)
-    if eager:
-        assert isinstance(got, (Array, np.generic)), type(got)
-    assert np.shape(got) == want.shape, (np.shape(got), want.shape)
-    assert np.asarray(got).dtype == want.dtype, (np.asarray(got).dtype, want.dtype)
-    np.testing.assert_array_equal(np.asarray(got), want)
-
-
-def check_fn(f, np_f, args, grads=True, order=2):
-    """``f`` (functad) agrees with ``np_f`` (NumPy) eagerly and staged; the staged
-    and linear jaxprs type-check; derivatives pass check_grads."""
-    want = np_f(*[np.asarray(a) for a in args])
-    assert_same(f(*args), want)
-    closed = fd.make_jaxpr(f)(*args)
-    check_jaxpr(closed.jaxpr)
-    flat_want = tu.tree_leaves(want) if isinstance(want, (list, tuple)) else [want]
-    assert [a.shape for a in closed.out_avals] == [np.shape(w) for w in flat_want]
-    assert [a.dtype for a in closed.out_avals] == [np.asarray(w).dtype for w in flat_want]
-    assert_same(closed(*args), flat_want, eager=False)
-    if grads:
-        _, f_lin = fd.linearize(f, *args)
-        check_jaxpr(f_lin.linear_jaxpr.jaxpr)
-        check_grads(f, tuple(args), order=order, modes=("fwd", "rev"))
-
-
-def arr(shape, dtype=np.float64, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
-
 
 float_arrays = arrays(float_dtypes(), shapes(min_dims=1, max_dims=3))
 
@@ -240,7 +206,7 @@ def test_split_errors_and_variants():
         fnp.split(np.ones(5), 2)
     x = arr((2, 4, 6))
     for name in ("hsplit", "vsplit", "dsplit"):
-        assert_same(getattr(fnp, name)(x, 2), getattr(np, name)(x, 2))
+        assert_equals_numpy(getattr(fnp, name)(x, 2), getattr(np, name)(x, 2))
     with pytest.raises(ValueError, match="dsplit only works on arrays of 3"):
         fnp.dsplit(np.ones((2, 2)), 2)
 
