@@ -285,7 +285,34 @@ def _custom_describe(cls):
 # ---------------------------------------------------------------------------
 
 
-class SequenceKey:
+class _KeyEntry:
+    """What the key path entries below share: one immutable field (the
+    subclass's only slot, set by its ``__init__``), equality and hashing by
+    exact type and value, a repr naming the field, and pickling."""
+
+    __slots__ = ()
+
+    @property
+    def _value(self):
+        return getattr(self, self.__slots__[0])
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.__slots__[0]}={self._value!r})"
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other._value == self._value
+
+    def __hash__(self):
+        return hash((type(self), self._value))
+
+    def __reduce__(self):
+        return (type(self), (self._value,))
+
+
+class SequenceKey(_KeyEntry):
     """Key path entry for an element of a tuple or list.
 
     Parameters
@@ -305,26 +332,11 @@ class SequenceKey:
     def __init__(self, idx):
         object.__setattr__(self, "idx", idx)
 
-    def __setattr__(self, name, value):
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
     def __str__(self):
         return f"[{self.idx!r}]"
 
-    def __repr__(self):
-        return f"SequenceKey(idx={self.idx!r})"
 
-    def __eq__(self, other):
-        return type(other) is SequenceKey and other.idx == self.idx
-
-    def __hash__(self):
-        return hash((SequenceKey, self.idx))
-
-    def __reduce__(self):
-        return (SequenceKey, (self.idx,))
-
-
-class DictKey:
+class DictKey(_KeyEntry):
     """Key path entry for a value of a dict (or OrderedDict/defaultdict).
 
     Parameters
@@ -344,26 +356,11 @@ class DictKey:
     def __init__(self, key):
         object.__setattr__(self, "key", key)
 
-    def __setattr__(self, name, value):
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
     def __str__(self):
         return f"[{self.key!r}]"
 
-    def __repr__(self):
-        return f"DictKey(key={self.key!r})"
 
-    def __eq__(self, other):
-        return type(other) is DictKey and other.key == self.key
-
-    def __hash__(self):
-        return hash((DictKey, self.key))
-
-    def __reduce__(self):
-        return (DictKey, (self.key,))
-
-
-class GetAttrKey:
+class GetAttrKey(_KeyEntry):
     """Key path entry for an attribute (namedtuple field, dataclass field).
 
     Parameters
@@ -383,26 +380,11 @@ class GetAttrKey:
     def __init__(self, name):
         object.__setattr__(self, "name", name)
 
-    def __setattr__(self, name, value):
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
     def __str__(self):
         return f".{self.name}"
 
-    def __repr__(self):
-        return f"GetAttrKey(name={self.name!r})"
 
-    def __eq__(self, other):
-        return type(other) is GetAttrKey and other.name == self.name
-
-    def __hash__(self):
-        return hash((GetAttrKey, self.name))
-
-    def __reduce__(self):
-        return (GetAttrKey, (self.name,))
-
-
-class FlattenedIndexKey:
+class FlattenedIndexKey(_KeyEntry):
     """Key path entry for the i-th child of a registered node without keys.
 
     Used for types registered without a ``flatten_with_keys`` function.
@@ -424,34 +406,13 @@ class FlattenedIndexKey:
     def __init__(self, key):
         object.__setattr__(self, "key", key)
 
-    def __setattr__(self, name, value):
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
     def __str__(self):
         return f"[{self.key!r}]"
 
-    def __repr__(self):
-        return f"FlattenedIndexKey(key={self.key!r})"
-
-    def __eq__(self, other):
-        return type(other) is FlattenedIndexKey and other.key == self.key
-
-    def __hash__(self):
-        return hash((FlattenedIndexKey, self.key))
-
-    def __reduce__(self):
-        return (FlattenedIndexKey, (self.key,))
-
 
 def _simple_key(k):
-    if type(k) is SequenceKey:
-        return str(k.idx)
-    if type(k) is DictKey:
-        return str(k.key)
-    if type(k) is GetAttrKey:
-        return str(k.name)
-    if type(k) is FlattenedIndexKey:
-        return str(k.key)
+    if type(k) in (SequenceKey, DictKey, GetAttrKey, FlattenedIndexKey):
+        return str(k._value)
     return str(k)
 
 
