@@ -124,6 +124,18 @@ def _astype(x, dtype):
     return ew.convert_element_type(x, np.dtype(dtype))
 
 
+def _operand(name, a, axis, out):
+    """The prelude of the reductions over ``axis``: ``a`` as an array (tracers
+    kept), its aval and its normalized reduced axes; ``out=`` is refused."""
+    if not isinstance(a, (np.ndarray, Tracer)):
+        a = _arr(a)
+    av = _aval_of(a)
+    axes = _axes(axis, av.shape, name)
+    if out is not None:
+        _no_out(name, out)
+    return a, av, axes
+
+
 # --------------------------------------------------------------------------
 # Sums and products
 # --------------------------------------------------------------------------
@@ -160,20 +172,8 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=
     >>> fnp.sum(fnp.array([True, True, False]))
     np.int64(2)
     """
-    if not isinstance(a, (np.ndarray, Tracer)):
-        a = _arr(a)
-    shape = _aval_of(a).shape
-    axes = _axes(axis, shape, "sum")
-    if out is not None:
-        _no_out("sum", out)
-    if dtype is not None:
-        a = _astype(a, dtype)
-    if where is not None:
-        a = ew.select(_mask(where, shape, "sum"), a, 0)
-    r = _reduce_sum_bind(a, axes=axes)
-    if initial is not None:
-        r = ew.add(r, initial)
-    return _keepdims(r, shape, axes) if keepdims else r
+    return _sum_or_prod("sum", _reduce_sum_bind, 0, ew.add,
+                        a, axis, dtype, out, keepdims, initial, where)
 
 
 def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
@@ -189,19 +189,22 @@ def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where
     >>> fd.grad(fnp.prod)(fnp.array([0.0, 2.0, 3.0]))
     Array([6., 0., 0.])
     """
-    if not isinstance(a, (np.ndarray, Tracer)):
-        a = _arr(a)
-    shape = _aval_of(a).shape
-    axes = _axes(axis, shape, "prod")
-    if out is not None:
-        _no_out("prod", out)
+    return _sum_or_prod("prod", _reduce_prod_bind, 1, ew.mul,
+                        a, axis, dtype, out, keepdims, initial, where)
+
+
+def _sum_or_prod(name, bind, identity, combine, a, axis, dtype, out, keepdims, initial, where):
+    """sum and prod: masked-out elements are the ``identity``, and ``initial``
+    is ``combine``d into the result."""
+    a, av, axes = _operand(name, a, axis, out)
+    shape = av.shape
     if dtype is not None:
         a = _astype(a, dtype)
     if where is not None:
-        a = ew.select(_mask(where, shape, "prod"), a, 1)
-    r = _reduce_prod_bind(a, axes=axes)
+        a = ew.select(_mask(where, shape, name), a, identity)
+    r = bind(a, axes=axes)
     if initial is not None:
-        r = ew.mul(r, initial)
+        r = combine(r, initial)
     return _keepdims(r, shape, axes) if keepdims else r
 
 
@@ -230,13 +233,8 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
     >>> fnp.mean(fnp.array([1, 2]))
     np.float64(1.5)
     """
-    if not isinstance(a, (np.ndarray, Tracer)):
-        a = _arr(a)
-    av = _aval_of(a)
+    a, av, axes = _operand("mean", a, axis, out)
     shape = av.shape
-    axes = _axes(axis, shape, "mean")
-    if out is not None:
-        _no_out("mean", out)
     final = None
     if dtype is None:
         dt = _float_dtype(av.dtype)
@@ -258,13 +256,8 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
 # --------------------------------------------------------------------------
 
 def _extremum(name, prim, binary, a, axis, out, keepdims, initial, where):
-    if not isinstance(a, (np.ndarray, Tracer)):
-        a = _arr(a)
-    av = _aval_of(a)
+    a, av, axes = _operand(name, a, axis, out)
     shape = av.shape
-    axes = _axes(axis, shape, name)
-    if out is not None:
-        _no_out(name, out)
     if where is not None:
         if initial is None:
             raise ValueError(f"{name}: the maximum/minimum has no identity, so a where= mask "
@@ -399,12 +392,8 @@ def ptp(a, axis=None, out=None, keepdims=False):
 # --------------------------------------------------------------------------
 
 def _logical(name, prim, identity, a, axis, out, keepdims, where):
-    if not isinstance(a, (np.ndarray, Tracer)):
-        a = _arr(a)
-    shape = _aval_of(a).shape
-    axes = _axes(axis, shape, name)
-    if out is not None:
-        _no_out(name, out)
+    a, av, axes = _operand(name, a, axis, out)
+    shape = av.shape
     if where is not None:     # (the reduction itself treats nonzero as true)
         a = ew.select(_mask(where, shape, name), ew.ne(a, 0), identity)
     r = prim.bind(a, axes=axes)
@@ -568,13 +557,8 @@ def _var(name, a, axis, dtype, out, ddof, keepdims, where, mean, correction):
             raise ValueError(f"{name}: give ddof or correction, not both (they are the same "
                              "thing)")
         ddof = correction
-    if not isinstance(a, (np.ndarray, Tracer)):
-        a = _arr(a)
-    av = _aval_of(a)
+    a, av, axes = _operand(name, a, axis, out)
     shape = av.shape
-    axes = _axes(axis, shape, name)
-    if out is not None:
-        _no_out(name, out)
     dt = _float_dtype(av.dtype) if dtype is None else np.dtype(dtype)
     a = _astype(a, dt)
     w = None if where is None else _mask(where, shape, name)
