@@ -188,6 +188,16 @@ def _exclusive_cumprod(x, y, axis, reverse):
                _one_hot_start(a.shape, axis, reverse, a.dtype))
 
 
+def _export(name, prim, fn, doc):
+    """Publish a made primitive as ``<name>_p`` and its wrapper ``fn`` as
+    ``<name>`` in this module; returns the primitive."""
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = doc
+    globals()[name] = fn
+    globals()[name + "_p"] = prim
+    return prim
+
+
 # --------------------------------------------------------------------------
 # Reductions: one table, then the derivative rules
 # --------------------------------------------------------------------------
@@ -225,11 +235,8 @@ def _make_reduction(name, impl, dtype_rule, identity):
 
     def fn(x, axes):
         return bind(x, axes=_normalize(axes))
-    fn.__name__ = fn.__qualname__ = name
-    fn.__doc__ = f"``{name}`` of ``x`` over the static tuple of non-negative ``axes``.\n"
-    globals()[name] = fn
-    globals()[name + "_p"] = prim
-    return prim
+    return _export(name, prim, fn,
+                   f"``{name}`` of ``x`` over the static tuple of non-negative ``axes``.\n")
 
 
 REDUCTIONS = [
@@ -346,12 +353,9 @@ def _make_arg_reduction(name, impl):
 
     def fn(x, axis):
         return bind(x, axis=int(axis))
-    fn.__name__ = fn.__qualname__ = name
-    fn.__doc__ = (f"Index (int64) of the first {name[3:]}imum of ``x`` along the non-negative "
-                  "``axis``; a NaN counts as the extremum, as in NumPy.\n")
-    globals()[name] = fn
-    globals()[name + "_p"] = prim
-    return prim
+    return _export(name, prim, fn,
+                   f"Index (int64) of the first {name[3:]}imum of ``x`` along the non-negative "
+                   "``axis``; a NaN counts as the extremum, as in NumPy.\n")
 
 
 for _name, _impl in (("argmax", np.argmax), ("argmin", np.argmin)):
@@ -389,12 +393,9 @@ def _make_cumulative(name, accumulate, dtype_rule):
 
     def fn(x, axis, reverse=False):
         return bind(x, axis=int(axis), reverse=bool(reverse))
-    fn.__name__ = fn.__qualname__ = name
-    fn.__doc__ = (f"``{name}`` of ``x`` along the non-negative ``axis`` (from the end if "
-                  "``reverse``).\n")
-    globals()[name] = fn
-    globals()[name + "_p"] = prim
-    return prim
+    return _export(name, prim, fn,
+                   f"``{name}`` of ``x`` along the non-negative ``axis`` (from the end if "
+                   "``reverse``).\n")
 
 
 CUMULATIVE = [
