@@ -18,6 +18,7 @@ from functad.core import (make_jaxpr, ShapedArray, Array, ConcretizationTypeErro
 from functad.ad import (jvp, linearize, vjp, grad, value_and_grad, jacfwd, jacrev,  # noqa: F401
                         hessian, custom_jvp, custom_vjp, stop_gradient)
 from functad.batching import vmap  # noqa: F401
+from functad.jit import jit  # noqa: F401
 from functad import lax  # noqa: F401
 from functad import numpy  # noqa: F401
 from functad import nn  # noqa: F401

@@ -1,0 +1,441 @@
+"""jit, tier 0: stage a function once per input signature, cache, run the jaxpr.
+
+``jit(f)`` traces ``f`` on the abstract values of its arguments into a
+:class:`~functad.core.ClosedJaxpr`, caches it under a key made of the input
+pytree structure, each leaf's ``(shape, dtype, weak_type)`` and the values of
+the static arguments, and executes it with a straight-line NumPy executor
+(Python source generated once per jaxpr that calls each primitive's NumPy
+``impl`` directly).  Numba lowering is a later tier.
+
+Under another transform (``grad``, ``vmap``, an outer ``jit``) the call binds
+the ``jit_call`` primitive, whose ``jaxpr`` parameter carries the staged
+program, so jit composes with every transform.
+
+>>> import functad as fd, functad.numpy as fnp
+>>> f = fd.jit(lambda x: fnp.sin(x) * 2.0)
+>>> f(0.5)
+np.float64(0.958851077208406)
+>>> print(fd.make_jaxpr(f)(0.5))
+{ lambda ; a:f64[]. let
+    e:f64[] = jit_call[jaxpr=
+          { lambda ; b:f64[]. let
+              c:f64[] = sin b
+              d:f64[] = mul c 2.0
+            in (d,) } name='<lambda>'] a
+  in (e,) }
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+
+import numpy as np
+
+from functad import core
+from functad import tree_util as tu
+from functad.core import (ClosedJaxpr, EvalInterpreter, Jaxpr, Literal, Tracer, aval_of,
+                          eval_jaxpr)
+
+__all__ = ["jit", "jit_call_p", "Lowered"]
+
+
+# --------------------------------------------------------------------------
+# The NumPy executor: straight-line Python calling each primitive's impl
+# --------------------------------------------------------------------------
+
+def _codegen(closed: ClosedJaxpr, name="jitted"):
+    """Python source of a function running ``closed`` with NumPy, and its namespace."""
+    jaxpr = closed.jaxpr
+    ns = {"_wrap": core._wrap}
+    names = {}
+    for i, (v, c) in enumerate(zip(jaxpr.constvars, closed.consts)):
+        names[v] = f"c{i}"
+        ns[f"c{i}"] = c
+    args = []
+    for i, v in enumerate(jaxpr.invars):
+        names[v] = f"a{i}"
+        args.append(f"a{i}")
+    counter = [0]
+
+    def atom(a):
+        if type(a) is Literal:
+            k = f"l{counter[0]}"
+            counter[0] += 1
+            ns[k] = a.val
+            return k
+        return names[a]
+
+    lines = [f"def run({', '.join(args)}):"]
+    for j, eqn in enumerate(jaxpr.eqns):
+        p = f"p{j}_{eqn.primitive.name}"
+        ns[p] = eqn.primitive.impl
+        ins = [atom(a) for a in eqn.inputs]
+        if eqn.params:
+            ns[f"k{j}"] = eqn.params
+            ins.append(f"**k{j}")
+        call = f"{p}({', '.join(ins)})"
+        outs = []
+        for v in eqn.outvars:
+            names[v] = f"t{len(names)}"
+            outs.append(names[v])
+        if eqn.primitive.multiple_results:
+            lhs = (", ".join(outs) + ",") if outs else "_"
+        else:
+            lhs = outs[0]
+        lines.append(f"    {lhs} = {call}")
+    rets = [atom(v) for v in jaxpr.outvars]
+    lines.append(f"    return [{', '.join(f'_wrap({r})' for r in rets)}]")
+    return "\n".join(lines) + "\n", ns
+
+
+def _compile_executor(closed: ClosedJaxpr, name="jitted"):
+    src, ns = _codegen(closed, name)
+    code = compile(src, f"<functad.jit executor of {name}>", "exec")
+    exec(code, ns)      # noqa: S102 - our own generated source
+    run = ns["run"]
+    run.__qualname__ = run.__name__ = f"jit_executor_{name}"
+    return run, src
+
+
+# Executors and derived (batched) jaxprs are cached by the identity of the
+# ClosedJaxpr; the value keeps the jaxpr alive so that its id is not reused.
+_executors: dict = {}
+_batched: dict = {}
+
+
+def _executor_of(closed):
+    hit = _executors.get(id(closed))
+    if hit is None:
+        run, _ = _compile_executor(closed)
+        hit = _executors[id(closed)] = (closed, run)
+    return hit[1]
+
+
+# --------------------------------------------------------------------------
+# The jit_call primitive
+# --------------------------------------------------------------------------
+
+jit_call_p = core.Primitive("jit_call", multiple_results=True)
+
+
+def _jit_call_impl(*args, jaxpr, name):
+    return _executor_of(jaxpr)(*args)
+
+
+def _jit_call_abstract_eval(*avals, jaxpr, name):
+    expected = jaxpr.in_avals
+    if len(avals) != len(expected):
+        raise TypeError(f"jit_call of {name}: {len(expected)} arguments expected, got {len(avals)}")
+    for i, (a, e) in enumerate(zip(avals, expected)):
+        if a.shape != e.shape or a.dtype != e.dtype:
+            raise TypeError(f"jit_call of {name}: argument {i} has type {a.str_short()}, "
+                            f"the jaxpr expects {e.str_short()}")
+    return list(jaxpr.out_avals)
+
+
+def _jit_call_jvp(primals, tangents, jaxpr, name):
+    # Evaluate the body inline under a fresh JVP interpreter.  Under reverse mode
+    # (whose parent is the partial evaluator) the primal operations then run
+    # now and only ordinary linear primitives reach the linear jaxpr, so
+    # jit_call itself never needs a transpose rule.
+    from functad.ad import JVPInterpreter, JVPTracer
+    tls = core._tls
+    parent = tls.interp
+    jv = JVPInterpreter(parent, f"jvp of jit({name})")
+    ins = [p if t is None else JVPTracer(jv, p, t) for p, t in zip(primals, tangents)]
+    tls.interp = jv
+    try:
+        outs = eval_jaxpr(jaxpr.jaxpr, jaxpr.consts, *ins)
+    finally:
+        tls.interp = parent
+        jv.alive = False
+    out_p, out_t = [], []
+    for o in outs:
+        if type(o) is JVPTracer and o._trace is jv:
+            out_p.append(o.primal)
+            out_t.append(o.tangent)
+        else:
+            out_p.append(o)
+            out_t.append(None)
+    return out_p, out_t
+
+
+def _jit_call_batch(vals, dims, jaxpr, name):
+    # Stage the vmapped body once per (jaxpr, batch dims, input types) and bind
+    # a new jit_call, so that vmap(jit(f)) stays a single staged program.
+    from functad.batching import vmap
+    dims = tuple(dims)
+    in_avals = tuple(aval_of(v) for v in vals)
+    key = (id(jaxpr), dims, in_avals)
+    hit = _batched.get(key)
+    if hit is None:
+        def body(*xs):
+            return eval_jaxpr(jaxpr.jaxpr, jaxpr.consts, *xs)
+
+        def flat(*xs):
+            return list(vmap(body, in_axes=dims, out_axes=0)(*xs))
+        batched = core.trace_to_jaxpr(flat, in_avals, "jit", body)
+        hit = _batched[key] = (jaxpr, batched)
+    outs = jit_call_p.bind(*vals, jaxpr=hit[1], name=f"vmap({name})")
+    return outs, [0] * len(outs)
+
+
+jit_call_p.impl = _jit_call_impl
+jit_call_p.abstract_eval = _jit_call_abstract_eval
+jit_call_p.jvp = _jit_call_jvp
+jit_call_p.batch = _jit_call_batch
+
+
+# --------------------------------------------------------------------------
+# The API
+# --------------------------------------------------------------------------
+
+class Lowered:
+    """What ``jit(f).lower(*args)`` returns: the staged program for those arguments.
+
+    ``jaxpr`` is the :class:`~functad.core.ClosedJaxpr`; ``as_text()`` prints it
+    (in a later tier it will also show the generated Numba source);
+    ``executor_source`` is the Python source of tier 0's NumPy executor.
+    """
+
+    def __init__(self, jaxpr, in_tree, out_tree, executor_source):
+        self.jaxpr = jaxpr
+        self.in_tree = in_tree
+        self.out_tree = out_tree
+        self.executor_source = executor_source
+
+    def as_text(self):
+        return str(self.jaxpr)
+
+    def __repr__(self):
+        return f"Lowered(\n{self.as_text()}\n)"
+
+
+class _Entry:
+    __slots__ = ("closed", "run", "out_tree", "out_is_leaf", "src", "in_tree", "lifted")
+
+    def __init__(self, closed, out_tree, in_tree, name):
+        consts = closed.consts
+        if any(isinstance(c, Tracer) for c in consts):
+            # The function closes over tracers of an outer transform: make them
+            # explicit leading arguments of the jaxpr (closure conversion), so the
+            # outer transform sees them as inputs of jit_call.
+            j = closed.jaxpr
+            keep = [i for i, c in enumerate(consts) if not isinstance(c, Tracer)]
+            lift = [i for i, c in enumerate(consts) if isinstance(c, Tracer)]
+            jaxpr = Jaxpr([j.constvars[i] for i in keep],
+                          [j.constvars[i] for i in lift] + j.invars, j.outvars, j.eqns)
+            closed = ClosedJaxpr(jaxpr, [consts[i] for i in keep])
+            self.lifted = [consts[i] for i in lift]
+        else:
+            self.lifted = None
+        self.closed = closed
+        self.out_tree = out_tree
+        self.in_tree = in_tree
+        self.out_is_leaf = out_tree == tu._LEAF_TREEDEF
+        self.run = None
+        self.src = None
+
+    def executor(self, name):
+        if self.run is None:
+            self.run, self.src = _compile_executor(self.closed, name)
+            _executors[id(self.closed)] = (self.closed, self.run)
+        return self.run
+
+
+# Leaf types that skip pytree flattening on the fast path (positional arrays
+# and scalars only, no keyword arguments, no static arguments).
+_FAST_LEAF_TYPES = frozenset([np.ndarray, core.Array, float, int, complex, bool, np.float64,
+                              np.float32, np.float16, np.int64, np.int32, np.int16, np.int8,
+                              np.uint8, np.uint16, np.uint32, np.uint64, np.bool_,
+                              np.complex128, np.complex64])
+
+
+class JittedFunction:
+    """The result of :func:`jit`: call it like the original function."""
+
+    def __init__(self, fun, static_argnums, static_argnames):
+        self.fun = fun
+        self.__wrapped__ = fun
+        functools.update_wrapper(self, fun, updated=())
+        self._name = getattr(fun, "__name__", type(fun).__name__)
+        nums = _as_tuple(static_argnums, "static_argnums", int)
+        names = _as_tuple(static_argnames, "static_argnames", str)
+        # Like JAX, a static parameter may be passed by position or by name.
+        try:
+            params = list(inspect.signature(fun).parameters.values())
+        except (TypeError, ValueError):
+            params = []
+        pos = [p.name for p in params
+               if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        extra_names = [pos[i] for i in nums if -len(pos) <= i < len(pos)
+                       and params[i % len(pos)].kind is not inspect.Parameter.POSITIONAL_ONLY]
+        extra_nums = [pos.index(n) for n in names if n in pos]
+        self.static_argnums = tuple(sorted(set(nums) | set(extra_nums)))
+        self.static_argnames = tuple(dict.fromkeys(names + tuple(extra_names)))
+        self._has_static = bool(self.static_argnums or self.static_argnames)
+        self._cache = {}
+        self.trace_count = 0          # how many times fun was traced (for tests and debugging)
+
+    # -- the per-call path ---------------------------------------------------
+    def __call__(self, *args, **kwargs):
+        if not kwargs and not self._has_static:
+            fast = _FAST_LEAF_TYPES
+            for a in args:
+                if type(a) not in fast:
+                    break
+            else:       # positional arrays/scalars only: the key is their avals
+                key = tuple(map(aval_of, args))
+                entry = self._cache.get(key)
+                if entry is None:
+                    entry = self._trace(key, args, {})
+                return self._execute(entry, args)
+        key, leaves = self._key(args, kwargs)
+        entry = self._cache.get(key)
+        if entry is None:
+            entry = self._trace(key, args, kwargs)
+        return self._execute(entry, leaves)
+
+    def _execute(self, entry, leaves):
+        if entry.lifted is None and type(core._tls.interp) is EvalInterpreter:
+            outs = (entry.run or entry.executor(self._name))(*leaves)
+        else:
+            ins = list(leaves) if entry.lifted is None else entry.lifted + list(leaves)
+            outs = jit_call_p.bind(*ins, jaxpr=entry.closed, name=self._name)
+        if entry.out_is_leaf:
+            return outs[0]
+        return entry.out_tree.unflatten(outs)
+
+    # -- keys and tracing ----------------------------------------------------
+    def _split(self, args, kwargs):
+        n = len(args)
+        snums = {i % n for i in self.static_argnums if -n <= i < n}
+        dyn = tuple(a for i, a in enumerate(args) if i not in snums)
+        static_pos = tuple((i, args[i]) for i in sorted(snums))
+        snames = self.static_argnames
+        dyn_kw = {k: v for k, v in kwargs.items() if k not in snames}
+        static_kw = tuple(sorted((k, v) for k, v in kwargs.items() if k in snames))
+        return dyn, dyn_kw, static_pos, static_kw
+
+    def _key(self, args, kwargs):
+        """The cache key and the dynamic leaves (the same key as __call__'s fast path)."""
+        if not kwargs and not self._has_static and all(type(a) in _FAST_LEAF_TYPES for a in args):
+            return tuple(map(aval_of, args)), args
+        if self._has_static:
+            dyn, dyn_kw, static_pos, static_kw = self._split(args, kwargs)
+        else:
+            dyn, dyn_kw, static_pos, static_kw = args, kwargs, (), ()
+        leaves, treedef = tu.tree_flatten((dyn, dyn_kw))
+        key = (treedef, tuple(map(aval_of, leaves)), static_pos, static_kw)
+        if static_pos or static_kw:
+            for where, v in [(f"argument {i} (static_argnums)", v) for i, v in static_pos] + \
+                            [(f"argument {k!r} (static_argnames)", v) for k, v in static_kw]:
+                try:
+                    hash(v)
+                except TypeError:
+                    raise TypeError(
+                        f"jit of {self._name}: static {where} has unhashable type "
+                        f"{type(v).__name__} ({v!r:.60}). Static arguments are part of the "
+                        "cache key, so they must be hashable: pass a tuple instead of a "
+                        "list, or make the argument non-static.") from None
+        return key, leaves
+
+    def _trace(self, key, args, kwargs):
+        if self._has_static:
+            dyn, dyn_kw, static_pos, static_kw = self._split(args, kwargs)
+        else:
+            dyn, dyn_kw, static_pos, static_kw = args, kwargs, (), ()
+        leaves, in_tree = tu.tree_flatten((dyn, dyn_kw))
+        in_avals = [aval_of(x) for x in leaves]
+        n = len(args)
+        store = {}
+        fun = self.fun
+
+        def flat(*xs):
+            d_args, d_kw = in_tree.unflatten(list(xs))
+            it = iter(d_args)
+            sp = dict(static_pos)
+            full = [sp[i] if i in sp else next(it) for i in range(n)]
+            out = fun(*full, **d_kw, **dict(static_kw))
+            out_leaves, store["tree"] = tu.tree_flatten(out)
+            return out_leaves
+
+        self.trace_count += 1
+        closed = core.trace_to_jaxpr(flat, in_avals, "jit", fun)
+        entry = _Entry(closed, store["tree"], in_tree, self._name)
+        if entry.lifted is None:
+            self._cache[key] = entry     # closures over outer tracers are retraced each call
+        return entry
+
+    # -- introspection -------------------------------------------------------
+    def lower(self, *args, **kwargs):
+        """Stage for these arguments (using the cache) and return a :class:`Lowered`.
+
+        >>> import functad as fd, functad.numpy as fnp
+        >>> print(fd.jit(lambda x: fnp.exp(x) + 1.0).lower(fnp.ones(3)).as_text())
+        { lambda ; a:f64[3]. let
+            b:f64[3] = exp a
+            c:f64[3] = add b 1.0
+          in (c,) }
+        """
+        key, _ = self._key(args, kwargs)
+        entry = self._cache.get(key) or self._trace(key, args, kwargs)
+        entry.executor(self._name)
+        return Lowered(entry.closed, entry.in_tree, entry.out_tree, entry.src)
+
+    def clear_cache(self):
+        self._cache.clear()
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        return functools.partial(self, obj)
+
+    def __repr__(self):
+        return f"<functad.jit of {self._name}>"
+
+
+def _as_tuple(x, what, typ):
+    if x is None:
+        return ()
+    if isinstance(x, typ) and not isinstance(x, bool):
+        return (x,)
+    if isinstance(x, (tuple, list)) and all(isinstance(i, typ) and not isinstance(i, bool)
+                                            for i in x):
+        return tuple(x)
+    raise TypeError(f"jit: {what} must be a {typ.__name__} or a tuple of them, got {x!r}")
+
+
+def jit(fun=None, static_argnums=(), static_argnames=()):
+    """Stage ``fun`` once per input signature and run the staged program.
+
+    Parameters
+    ----------
+    fun : the function to compile; pytrees of arrays in and out.
+    static_argnums : int or tuple of ints; positional arguments that are not
+        traced but passed as Python values (they must be hashable; a new value
+        retraces).
+    static_argnames : str or tuple of str; the same for keyword arguments.
+
+    Tier 0 caches the staged jaxpr per (input pytree structure, each leaf's
+    shape/dtype/weak type, static values) and runs it with NumPy.
+
+    Example
+    -------
+    >>> import functad as fd, functad.numpy as fnp
+    >>> f = lambda x: -fnp.log(1.0 / (1.0 + fnp.exp(-3.0 * x)))
+    >>> fd.jit(fd.grad(f))(0.0)
+    np.float64(-1.5)
+    >>> @fd.jit
+    ... def norm(x, p=2):
+    ...     return fnp.sum(fnp.abs(x) ** p) ** (1.0 / p)
+    >>> norm(fnp.array([3.0, 4.0]))
+    np.float64(5.0)
+    """
+    if fun is None:
+        return functools.partial(jit, static_argnums=static_argnums,
+                                 static_argnames=static_argnames)
+    if not callable(fun):
+        raise TypeError(f"jit expects a callable, got {type(fun).__name__} {fun!r:.60}")
+    return JittedFunction(fun, static_argnums, static_argnames)
