@@ -520,6 +520,29 @@ def _check_float(name, *avals):
                             f"(shape {a.shape}); cast with .astype(float) first")
 
 
+def _check_square_float(name, a):
+    """``a`` is a square floating-point matrix, or a stack of them."""
+    _check_square(name, a)
+    _check_float(name, a)
+
+
+def _linear_system_aval(name, a, b):
+    """The aval of ``x`` solving ``a @ x = b`` (or a triangular variant): ``a``
+    square, ``b`` of shape ``(..., n, k)`` with ``a``'s leading dimensions, both
+    floating-point."""
+    _check_square(name, a)
+    if b.ndim != a.ndim or b.shape[:-2] != a.shape[:-2] or b.shape[-2] != a.shape[-1]:
+        raise ValueError(f"{name}: a of shape {a.shape} needs b of shape "
+                         f"{a.shape[:-1] + ('k',)} (same leading dimensions, b.shape[-2] == "
+                         f"a.shape[-1]), got b of shape {b.shape}")
+    return core._cached_aval(b.shape, _float_out(name, a, b))
+
+
+def _minus(rhs, term):
+    """``rhs - term``, where a ``None`` rhs is a symbolic zero."""
+    return _ew().neg(term) if rhs is None else _ew().sub(rhs, term)
+
+
 @lru_cache(maxsize=256)
 def _tri_mask(n, k, dtype, lower):
     """Concrete (n, n) array: 1 on and below (lower) / above the k-th diagonal, else 0."""
@@ -628,8 +651,7 @@ cholesky_p.impl = lambda a: np.linalg.cholesky(a)
 
 
 def _cholesky_abstract_eval(a):
-    _check_square("cholesky", a)
-    _check_float("cholesky", a)
+    _check_square_float("cholesky", a)
     return core._cached_aval(a.shape, a.dtype)
 
 
@@ -699,12 +721,7 @@ def _triangular_solve_impl(a, b, *, lower, transpose_a, unit_diagonal):
 
 
 def _triangular_solve_abstract_eval(a, b, *, lower, transpose_a, unit_diagonal):
-    _check_square("triangular_solve", a)
-    if b.ndim != a.ndim or b.shape[:-2] != a.shape[:-2] or b.shape[-2] != a.shape[-1]:
-        raise ValueError(f"triangular_solve: a of shape {a.shape} needs b of shape "
-                         f"{a.shape[:-1] + ('k',)} (same leading dimensions, b.shape[-2] == "
-                         f"a.shape[-1]), got b of shape {b.shape}")
-    return core._cached_aval(b.shape, _float_out("triangular_solve", a, b))
+    return _linear_system_aval("triangular_solve", a, b)
 
 
 def _op(x, transpose_a):
@@ -721,7 +738,7 @@ def _triangular_solve_jvp(primals, tangents, *, lower, transpose_a, unit_diagona
     if ta is not None:
         da = _tri(ta, lower, strict=unit_diagonal)
         term = matmul(_op(da, transpose_a), x)
-        rhs = _ew().neg(term) if rhs is None else _ew().sub(rhs, term)
+        rhs = _minus(rhs, term)
     if rhs is None:
         return x, None
     return x, _cast(triangular_solve_p.bind(a, rhs, **params), core.aval_of(x).dtype)
@@ -778,12 +795,7 @@ def _solve_impl(a, b):
 
 
 def _solve_abstract_eval(a, b):
-    _check_square("solve", a)
-    if b.ndim != a.ndim or b.shape[:-2] != a.shape[:-2] or b.shape[-2] != a.shape[-1]:
-        raise ValueError(f"solve: a of shape {a.shape} needs b of shape "
-                         f"{a.shape[:-1] + ('k',)} (same leading dimensions, b.shape[-2] == "
-                         f"a.shape[-1]), got b of shape {b.shape}")
-    return core._cached_aval(b.shape, _float_out("solve", a, b))
+    return _linear_system_aval("solve", a, b)
 
 
 def _solve_jvp(primals, tangents):
@@ -793,7 +805,7 @@ def _solve_jvp(primals, tangents):
     rhs = tb
     if ta is not None:        # a dx = db - da x
         term = matmul(ta, x)
-        rhs = _ew().neg(term) if rhs is None else _ew().sub(rhs, term)
+        rhs = _minus(rhs, term)
     if rhs is None:
         return x, None
     return x, _cast(solve_p.bind(a, rhs), core.aval_of(x).dtype)
@@ -831,8 +843,7 @@ inv_p.impl = lambda a: np.linalg.inv(a)
 
 
 def _inv_abstract_eval(a):
-    _check_square("inv", a)
-    _check_float("inv", a)
+    _check_square_float("inv", a)
     return core._cached_aval(a.shape, a.dtype)
 
 
@@ -870,8 +881,7 @@ det_p.impl = lambda a: np.linalg.det(a)
 
 
 def _det_abstract_eval(a):
-    _check_square("det", a)
-    _check_float("det", a)
+    _check_square_float("det", a)
     return core._cached_aval(a.shape[:-2], a.dtype)
 
 
@@ -906,8 +916,7 @@ slogdet_p.impl = lambda a: tuple(np.linalg.slogdet(a))
 
 
 def _slogdet_abstract_eval(a):
-    _check_square("slogdet", a)
-    _check_float("slogdet", a)
+    _check_square_float("slogdet", a)
     out = core._cached_aval(a.shape[:-2], a.dtype)
     return [out, out]
 
@@ -946,8 +955,7 @@ eigh_p.impl = lambda a, *, lower: tuple(np.linalg.eigh(a, UPLO="L" if lower else
 
 
 def _eigh_abstract_eval(a, *, lower):
-    _check_square("eigh", a)
-    _check_float("eigh", a)
+    _check_square_float("eigh", a)
     return [core._cached_aval(a.shape[:-1], a.dtype), core._cached_aval(a.shape, a.dtype)]
 
 
