@@ -367,14 +367,7 @@ def split(ary, indices_or_sections, axis=0):
     >>> [p.shape for p in fnp.split(fnp.ones(6), [1, 4])]
     [(1,), (3,), (2,)]
     """
-    if isinstance(ary, np.ndarray):
-        out = _numpy(np.split, ary, indices_or_sections, axis)
-        if out is not None:
-            return out
-    x = _arr(ary)
-    shape = core.aval_of(x).shape
-    ax = _axis(axis, len(shape), "split")
-    return _split_at(x, _split_bounds(shape[ax], indices_or_sections, "split", True), ax)
+    return _split("split", np.split, True, ary, indices_or_sections, axis)
 
 
 def array_split(ary, indices_or_sections, axis=0):
@@ -384,14 +377,20 @@ def array_split(ary, indices_or_sections, axis=0):
     >>> [p.shape for p in fnp.array_split(fnp.ones(5), 2)]
     [(3,), (2,)]
     """
+    return _split("array_split", np.array_split, False, ary, indices_or_sections, axis)
+
+
+def _split(name, np_fn, equal, ary, indices_or_sections, axis):
+    """split (``equal`` sections) and array_split: NumPy's fast path for
+    ndarrays, else slices at the section bounds."""
     if isinstance(ary, np.ndarray):
-        out = _numpy(np.array_split, ary, indices_or_sections, axis)
+        out = _numpy(np_fn, ary, indices_or_sections, axis)
         if out is not None:
             return out
     x = _arr(ary)
     shape = core.aval_of(x).shape
-    ax = _axis(axis, len(shape), "array_split")
-    return _split_at(x, _split_bounds(shape[ax], indices_or_sections, "array_split", False), ax)
+    ax = _axis(axis, len(shape), name)
+    return _split_at(x, _split_bounds(shape[ax], indices_or_sections, name, equal), ax)
 
 
 def _split_fn(name, axis, min_ndim):
