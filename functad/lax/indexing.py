@@ -203,6 +203,17 @@ def _zeros(aval):
 # gather
 # --------------------------------------------------------------------------
 
+def _check_index_operands(name, oob, allowed_oob, indexer, arrays):
+    """The checks gather and scatter share: a known ``oob`` policy, as many
+    index arrays as the indexer refers to, and integer index avals."""
+    if oob not in allowed_oob:
+        raise ValueError(f"{name}: oob must be one of {allowed_oob}, got {oob!r}")
+    if len(arrays) != indexer.num_arrays:
+        raise TypeError(f"{name}: indexer {indexer!r} refers to {indexer.num_arrays} index "
+                        f"arrays but {len(arrays)} were given")
+    _check_index_avals(name, arrays)
+
+
 gather_p = Primitive("gather")
 
 
@@ -215,12 +226,7 @@ def _gather_impl(x, *arrays, indexer, oob):
 
 
 def _gather_abstract_eval(a, *arrays, indexer, oob):
-    if oob not in GATHER_OOB:
-        raise ValueError(f"gather: oob must be one of {GATHER_OOB}, got {oob!r}")
-    if len(arrays) != indexer.num_arrays:
-        raise TypeError(f"gather: indexer {indexer!r} refers to {indexer.num_arrays} index "
-                        f"arrays but {len(arrays)} were given")
-    _check_index_avals("gather", arrays)
+    _check_index_operands("gather", oob, GATHER_OOB, indexer, arrays)
     shape = gather_shape(indexer, a.shape, [b.shape for b in arrays])
     return core._cached_aval(shape, a.dtype, a.weak_type)
 
@@ -409,12 +415,7 @@ def _scatter_impl(x, values, *arrays, indexer, mode, oob):
 def _scatter_abstract_eval(a, v, *arrays, indexer, mode, oob):
     if mode not in SCATTER_MODES:
         raise ValueError(f"scatter: mode must be one of {SCATTER_MODES}, got {mode!r}")
-    if oob not in SCATTER_OOB:
-        raise ValueError(f"scatter: oob must be one of {SCATTER_OOB}, got {oob!r}")
-    if len(arrays) != indexer.num_arrays:
-        raise TypeError(f"scatter: indexer {indexer!r} refers to {indexer.num_arrays} index "
-                        f"arrays but {len(arrays)} were given")
-    _check_index_avals("scatter", arrays)
+    _check_index_operands("scatter", oob, SCATTER_OOB, indexer, arrays)
     if v.dtype != a.dtype:
         raise TypeError(f"scatter: the values have dtype {v.dtype.name} but the operand has "
                         f"dtype {a.dtype.name}; cast the values first")
