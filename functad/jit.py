@@ -67,7 +67,7 @@ def _codegen(closed: ClosedJaxpr, name="jitted"):
         return names[a]
 
     lines = [f"def run({', '.join(args)}):"]
-    for j, eqn in enumerate(jaxpr.eqns):
+    for j, eqn in enumerate(_live_eqns(jaxpr)):
         p = f"p{j}_{eqn.primitive.name}"
         ns[p] = eqn.primitive.impl
         ins = [atom(a) for a in eqn.inputs]
@@ -87,6 +87,18 @@ def _codegen(closed: ClosedJaxpr, name="jitted"):
     rets = [atom(v) for v in jaxpr.outvars]
     lines.append(f"    return [{', '.join(f'_wrap({r})' for r in rets)}]")
     return "\n".join(lines) + "\n", ns
+
+
+def _live_eqns(jaxpr):
+    """The equations that contribute to an output (primitives are pure)."""
+    live = {v for v in jaxpr.outvars if type(v) is not Literal}
+    keep = []
+    for eqn in reversed(jaxpr.eqns):
+        if any(v in live for v in eqn.outvars):
+            keep.append(eqn)
+            live.update(a for a in eqn.inputs if type(a) is not Literal)
+    keep.reverse()
+    return keep
 
 
 def _compile_executor(closed: ClosedJaxpr, name="jitted"):
@@ -236,20 +248,37 @@ class _Entry:
         self.out_is_leaf = out_tree == tu._LEAF_TREEDEF
         self.run = None
         self.src = None
+        if self.lifted is None:
+            self.executor(name)
 
     def executor(self, name):
-        if self.run is None:
+        if self.run is None and self.lifted is None:
             self.run, self.src = _compile_executor(self.closed, name)
             _executors[id(self.closed)] = (self.closed, self.run)
         return self.run
 
 
-# Leaf types that skip pytree flattening on the fast path (positional arrays
-# and scalars only, no keyword arguments, no static arguments).
-_FAST_LEAF_TYPES = frozenset([np.ndarray, core.Array, float, int, complex, bool, np.float64,
-                              np.float32, np.float16, np.int64, np.int32, np.int16, np.int8,
-                              np.uint8, np.uint16, np.uint32, np.uint64, np.bool_,
-                              np.complex128, np.complex64])
+# Argument types of __call__'s fast path (positional arrays and scalars, no
+# keyword or static arguments), which skips pytree flattening.
+_Array = core.Array
+_tls = core._tls
+_SCALAR_TYPES = frozenset([float, int, complex, bool, np.float64, np.float32, np.float16,
+                           np.int64, np.int32, np.int16, np.int8, np.uint8, np.uint16,
+                           np.uint32, np.uint64, np.bool_, np.complex128, np.complex64])
+
+
+def _fast_key(args):
+    """The fast path's cache key (as computed inline in ``__call__``), or None."""
+    parts = []
+    for a in args:
+        t = type(a)
+        if t is np.ndarray or t is _Array:
+            parts += [a.shape, a.dtype]
+        elif t in _SCALAR_TYPES:
+            parts.append(t)
+        else:
+            return None
+    return tuple(parts)
 
 
 class JittedFunction:
@@ -281,15 +310,29 @@ class JittedFunction:
     # -- the per-call path ---------------------------------------------------
     def __call__(self, *args, **kwargs):
         if not kwargs and not self._has_static:
-            fast = _FAST_LEAF_TYPES
+            # Fast path: positional arrays and scalars only.  The key is, per
+            # argument, (shape, dtype) for an array or the type for a scalar
+            # (a scalar's type determines its aval, weak type included).
+            parts = []
+            add = parts.append
             for a in args:
-                if type(a) not in fast:
+                t = type(a)
+                if t is np.ndarray or t is _Array:
+                    add(a.shape)
+                    add(a.dtype)
+                elif t in _SCALAR_TYPES:
+                    add(t)
+                else:
                     break
-            else:       # positional arrays/scalars only: the key is their avals
-                key = tuple(map(aval_of, args))
+            else:
+                key = tuple(parts)
                 entry = self._cache.get(key)
                 if entry is None:
                     entry = self._trace(key, args, {})
+                run = entry.run
+                if run is not None and type(_tls.interp) is EvalInterpreter:
+                    outs = run(*args)
+                    return outs[0] if entry.out_is_leaf else entry.out_tree.unflatten(outs)
                 return self._execute(entry, args)
         key, leaves = self._key(args, kwargs)
         entry = self._cache.get(key)
@@ -298,8 +341,8 @@ class JittedFunction:
         return self._execute(entry, leaves)
 
     def _execute(self, entry, leaves):
-        if entry.lifted is None and type(core._tls.interp) is EvalInterpreter:
-            outs = (entry.run or entry.executor(self._name))(*leaves)
+        if entry.run is not None and type(_tls.interp) is EvalInterpreter:
+            outs = entry.run(*leaves)
         else:
             ins = list(leaves) if entry.lifted is None else entry.lifted + list(leaves)
             outs = jit_call_p.bind(*ins, jaxpr=entry.closed, name=self._name)
@@ -320,8 +363,10 @@ class JittedFunction:
 
     def _key(self, args, kwargs):
         """The cache key and the dynamic leaves (the same key as __call__'s fast path)."""
-        if not kwargs and not self._has_static and all(type(a) in _FAST_LEAF_TYPES for a in args):
-            return tuple(map(aval_of, args)), args
+        if not kwargs and not self._has_static:
+            key = _fast_key(args)
+            if key is not None:
+                return key, args
         if self._has_static:
             dyn, dyn_kw, static_pos, static_kw = self._split(args, kwargs)
         else:

@@ -357,3 +357,30 @@ def test_method_decorator():
         def apply(self, x):
             return x * self.w
     assert Model(2.0).apply(3.0) == 6.0
+
+
+def test_multiple_result_primitives_and_custom_vjp():
+    a = np.random.default_rng(0).normal(size=(3, 3))
+    a = a @ a.T + 3 * np.eye(3)
+    for fn in (fnp.linalg.eigh, fnp.linalg.slogdet, fnp.linalg.qr, fnp.linalg.svd):
+        tree_close(fd.jit(fn)(a), fn(a), rtol=1e-10, atol=1e-10)
+
+    @fd.custom_vjp
+    def clip_grad(x):
+        return x
+
+    clip_grad.defvjp(lambda x: (x, None), lambda _, g: (fnp.clip(g, -1.0, 1.0),))
+    f = lambda x: fnp.sum(clip_grad(x) * 5.0)  # noqa: E731
+    close(fd.jit(fd.grad(f))(np.ones(2)), np.ones(2))
+    close(fd.grad(fd.jit(f))(np.ones(2)), np.ones(2))
+
+
+def test_degenerate_signatures():
+    assert fd.jit(lambda: 3.0)() == 3.0
+    close(fd.jit(lambda: fnp.ones(2))(), np.ones(2))
+    x = np.arange(3.0)
+    a, b = fd.jit(lambda x: (x, x))(x)
+    close(a, x)
+    close(b, x)
+    assert fd.jit(lambda x: None)(x) is None
+    assert fd.jit(lambda x: {})(x) == {}
