@@ -112,15 +112,25 @@ def _compile_executor(closed: ClosedJaxpr, name="jitted"):
 
 # Executors and derived (batched) jaxprs are cached by the identity of the
 # ClosedJaxpr; the value keeps the jaxpr alive so that its id is not reused.
+# Both are bounded: jaxprs staged for closures over outer tracers are new on
+# every call, so an unbounded cache would grow without limit.
 _executors: dict = {}
 _batched: dict = {}
+_MAX_DERIVED = 2048
+
+
+def _remember(cache, key, value):
+    if len(cache) >= _MAX_DERIVED:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 def _executor_of(closed):
     hit = _executors.get(id(closed))
     if hit is None:
         run, _ = _compile_executor(closed)
-        hit = _executors[id(closed)] = (closed, run)
+        hit = _remember(_executors, id(closed), (closed, run))
     return hit[1]
 
 
@@ -188,7 +198,7 @@ def _jit_call_batch(vals, dims, jaxpr, name):
         def flat(*xs):
             return list(vmap(body, in_axes=dims, out_axes=0)(*xs))
         batched = core.trace_to_jaxpr(flat, in_avals, "jit", body)
-        hit = _batched[key] = (jaxpr, batched)
+        hit = _remember(_batched, key, (jaxpr, batched))
     outs = jit_call_p.bind(*vals, jaxpr=hit[1], name=f"vmap({name})")
     return outs, [0] * len(outs)
 
@@ -254,7 +264,7 @@ class _Entry:
     def executor(self, name):
         if self.run is None and self.lifted is None:
             self.run, self.src = _compile_executor(self.closed, name)
-            _executors[id(self.closed)] = (self.closed, self.run)
+            _remember(_executors, id(self.closed), (self.closed, self.run))
         return self.run
 
 

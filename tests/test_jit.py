@@ -384,3 +384,18 @@ def test_degenerate_signatures():
     close(b, x)
     assert fd.jit(lambda x: None)(x) is None
     assert fd.jit(lambda x: {})(x) == {}
+
+
+def test_negative_static_argnums_and_derived_caches_stay_bounded():
+    import importlib
+    jit_mod = importlib.import_module("functad.jit")     # functad.jit is the function
+    jf = fd.jit(lambda x, n: x * n, static_argnums=-1)
+    assert jf(2.0, 3) == 6.0 and jf.trace_count == 1
+    assert jf(4.0, 3) == 12.0 and jf.trace_count == 1
+
+    def outer(y):       # closes over a vmap tracer: retraced on every call
+        return fd.jit(lambda x: x * y)(2.0)
+    for _ in range(3):
+        close(fd.vmap(outer)(np.arange(3.0)), 2 * np.arange(3.0))
+    assert len(jit_mod._batched) <= jit_mod._MAX_DERIVED
+    assert len(jit_mod._executors) <= jit_mod._MAX_DERIVED
