@@ -48,6 +48,10 @@ def numpy_indices(draw, shape, allow_arrays=True):
             entries.append(slice(None))
         else:
             s = draw(hnp.broadcastable_shapes(b_shape, max_dims=len(b_shape), min_side=1))
+            # broadcastable *to* b_shape (not merely with it), so that every index
+            # array of one index broadcasts with the others: where b_shape has a 1,
+            # hypothesis may draw any size, and two such arrays would clash
+            s = tuple(d if d == bd else 1 for d, bd in zip(s, b_shape[len(b_shape) - len(s):]))
             entries.append(draw(hnp.arrays(np.int64, s, elements=st.integers(-n, n - 1))))
     for _ in range(draw(st.integers(0, 2))):
         entries.insert(draw(st.integers(0, len(entries))), None)
