@@ -72,8 +72,12 @@ class JVPInterpreter(Interpreter):
                 tangents.append(None)
         if not mine and prim.inline is not None:
             return prim.inline(args, params)
+        parent = self.parent
+        if mine and prim.partial is not None and type(parent) is StagingInterpreter \
+                and parent.forward_known:
+            return self._linearize_elementwise(prim, primals, tangents, params, parent)
         tls = core._tls
-        tls.interp = self.parent
+        tls.interp = parent
         try:
             if not mine:
                 return prim.bind(*primals, **params)
@@ -84,10 +88,61 @@ class JVPInterpreter(Interpreter):
             return [p if t is None else JVPTracer(self, p, t) for p, t in zip(out_p, out_t)]
         return out_p if out_t is None else JVPTracer(self, out_p, out_t)
 
+    def _linearize_elementwise(self, prim, primals, tangents, params, pe):
+        """Reverse mode's fast path for elementwise primitives with table-given
+        local partials: the primal and its partials are computed directly on
+        the known interpreter (no forwarding through the partial evaluator),
+        and ``tangent * partial`` is staged into the linear jaxpr — the
+        lecture note's forward pass, one node at a time."""
+        tls = core._tls
+        tls.interp = pe.parent
+        try:
+            ans = prim.bind(*primals, **params)
+            partial = prim.partial
+            partials = [None if t is None else partial(i, ans, *primals)
+                        for i, t in enumerate(tangents)]
+            ew = _ew
+            tls.interp = pe
+            out = None
+            for t, d in zip(tangents, partials):
+                if t is None:
+                    continue
+                c = t if d is ONE else ew.neg_p.bind(t) if d is MINUS_ONE else ew.mul_p.bind(t, d)
+                out = c if out is None else ew.add_p.bind(out, c)
+            if out.aval is not _aval_fast(ans):
+                out = _fit_tangent(out, ans)
+        finally:
+            tls.interp = self
+        return JVPTracer(self, ans, out)
+
     def unpack(self, x):
         if type(x) is JVPTracer and x._trace is self:
             return x.primal, x.tangent
         return x, None
+
+
+_ew = None            # functad.lax.elementwise, bound once it is imported (it imports this module)
+
+
+def _aval_fast(x):
+    return aval_of(x)
+
+
+ONE = object()        # a local partial derivative equal to 1 (no multiplication needed)
+MINUS_ONE = object()  # a local partial derivative equal to -1 (a negation)
+
+
+def _fit_tangent(out, ans):
+    """Give a summed tangent the shape and dtype of the primal answer."""
+    ans_shape = shape_of(ans)
+    if shape_of(out) != ans_shape:
+        from functad.lax.shapes import broadcast_to
+        out = broadcast_to(out, ans_shape)
+    ans_dtype = aval_of(ans).dtype
+    if getattr(out, "dtype", None) != ans_dtype:
+        from functad.lax.elementwise import convert_element_type
+        out = convert_element_type(out, ans_dtype)
+    return out
 
 
 def zeros_like_aval(aval):
@@ -133,14 +188,7 @@ def defjvp(prim, *rules):
             if t is not None and rule is not None:
                 out = add_tangents(out, rule(t, ans, *primals, **params))
         if out is not None:
-            ans_shape = shape_of(ans)
-            if shape_of(out) != ans_shape:
-                from functad.lax.shapes import broadcast_to
-                out = broadcast_to(out, ans_shape)
-            ans_dtype = aval_of(ans).dtype
-            if getattr(out, "dtype", None) != ans_dtype:
-                from functad.lax.elementwise import convert_element_type
-                out = convert_element_type(out, ans_dtype)
+            out = _fit_tangent(out, ans)
         return ans, out
     prim.jvp = jvp
     return jvp

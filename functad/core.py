@@ -247,6 +247,7 @@ class Primitive:
         self.batch = None
         self.lower = None
         self.inline = None      # for call-like primitives: run the body under a non-owning interpreter
+        self.partial = None     # elementwise: partial(i, ans, *primals) -> d ans / d primals[i]
         primitives[name] = self
 
     def bind(self, *args, **params):

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import math
 import operator
+import sys
 
 import numpy as np
 
 from functad import core
 from functad.core import Primitive
-from functad.ad import defjvp, defjvp_zero, is_undefined
+from functad import ad as _ad
+from functad.ad import defjvp, defjvp_zero, is_undefined, ONE, MINUS_ONE
 from functad.batching import elementwise_batch_rule
 
 __all__ = []   # filled below with one function per primitive
@@ -183,6 +185,8 @@ for _name, _impl, _deriv, _expr in UNARY:
         _p.linear = True
     else:
         defjvp(_p, lambda g, ans, x, _d=_deriv: mul(g, _d(x, ans)))
+        _p.partial = lambda i, ans, x, _d=_deriv: _d(x, ans)
+neg_p.partial = lambda i, ans, x: MINUS_ONE  # noqa: F821
 
 
 # --------------------------------------------------------------------------
@@ -332,6 +336,20 @@ for _p, _t in ((add_p, _add_transpose), (sub_p, _sub_transpose),  # noqa: F821
     _p.transpose = _t
     _p.linear = True
 
+# Local partial derivatives d ans / d operand_i, used by reverse mode's fast
+# path (ad.JVPInterpreter._linearize_elementwise); each agrees with the row's
+# JVP rule above.
+PARTIALS = {
+    "add": lambda i, ans, x, y: ONE,
+    "sub": lambda i, ans, x, y: ONE if i == 0 else MINUS_ONE,
+    "mul": lambda i, ans, x, y: y if i == 0 else x,
+    "div": lambda i, ans, x, y: reciprocal(y) if i == 0 else neg(div(ans, y)),
+    "logaddexp": lambda i, ans, x, y: exp(sub(x if i == 0 else y, ans)),
+}
+for _name, _partial in PARTIALS.items():
+    globals()[_name + "_p"].partial = _partial
+_ad._ew = sys.modules[__name__]
+
 
 # --------------------------------------------------------------------------
 # select (where) and convert_element_type
@@ -405,4 +423,4 @@ def convert_element_type(x, new_dtype, weak_type=False):
 
 
 __all__ += ["select", "convert_element_type", "unbroadcast", "broadcast_shapes", "UNARY", "BINARY"]
-del _name, _impl, _expr, _p, _deriv, _dx, _dy, _t
+del _name, _impl, _expr, _p, _deriv, _dx, _dy, _t, _partial
