@@ -283,25 +283,20 @@ def tangent_aval(aval):
     return aval
 
 
-def linearize_flat(fun_flat, primals, name="linearize", fun=None):
-    """Run ``fun_flat`` forward on ``primals`` and stage its linearization.
-
-    Only inexact (float/complex) primals are differentiated.  Returns
-    ``(primals_out, LinearFunction)``.  This is on the path of every eager
-    ``grad`` call, so it avoids context managers and repeated work.
-    """
+def jvp_flat(fun_flat, primals, tangents, parent, name="jvp", fun=None):
+    """Run ``fun_flat`` on (primal, tangent) pairs under a new JVP interpreter
+    whose parent is ``parent``; returns ``(primals_out, tangents_out)`` with
+    ``None`` for symbolic-zero tangents.  A ``None`` tangent leaves its
+    primal undifferentiated."""
+    jv = JVPInterpreter(parent, name, fun)
+    ins = [p if t is None else JVPTracer(jv, p, t) for p, t in zip(primals, tangents)]
     tls = core._tls
-    parent = tls.interp
-    pe = StagingInterpreter(parent, name, fun, forward_known=True)
-    jv = JVPInterpreter(pe, name, fun)
-    in_avals = [aval_of(p) for p in primals]
-    tan_in = [pe.new_arg(a) for a in in_avals]
-    ins = [JVPTracer(jv, p, t) if a.is_float else p for p, t, a in zip(primals, tan_in, in_avals)]
+    prev = tls.interp
     tls.interp = jv
     try:
         outs = fun_flat(*ins)
     finally:
-        tls.interp = parent
+        tls.interp = prev
         jv.alive = False
     outs_p, outs_t = [], []
     for o in outs:
@@ -311,6 +306,22 @@ def linearize_flat(fun_flat, primals, name="linearize", fun=None):
         else:
             outs_p.append(o)
             outs_t.append(None)
+    return outs_p, outs_t
+
+
+def linearize_flat(fun_flat, primals, name="linearize", fun=None):
+    """Run ``fun_flat`` forward on ``primals`` and stage its linearization.
+
+    Only inexact (float/complex) primals are differentiated.  Returns
+    ``(primals_out, LinearFunction)``.  This is on the path of every eager
+    ``grad`` call, so it avoids context managers and repeated work.
+    """
+    pe = StagingInterpreter(core._tls.interp, name, fun, forward_known=True)
+    in_avals = [aval_of(p) for p in primals]
+    tan_in = [pe.new_arg(a) for a in in_avals]
+    outs_p, outs_t = jvp_flat(fun_flat, primals,
+                              [t if a.is_float else None for t, a in zip(tan_in, in_avals)],
+                              pe, name, fun)
     mask = [t is not None for t in outs_t]
     jaxpr, consts = pe.build(tan_in, [t for t in outs_t if t is not None])
     pe.alive = False

@@ -161,26 +161,9 @@ def _jit_call_jvp(primals, tangents, jaxpr, name):
     # (whose parent is the partial evaluator) the primal operations then run
     # now and only ordinary linear primitives reach the linear jaxpr, so
     # jit_call itself never needs a transpose rule.
-    from functad.ad import JVPInterpreter, JVPTracer
-    tls = core._tls
-    parent = tls.interp
-    jv = JVPInterpreter(parent, f"jvp of jit({name})")
-    ins = [p if t is None else JVPTracer(jv, p, t) for p, t in zip(primals, tangents)]
-    tls.interp = jv
-    try:
-        outs = eval_jaxpr(jaxpr.jaxpr, jaxpr.consts, *ins)
-    finally:
-        tls.interp = parent
-        jv.alive = False
-    out_p, out_t = [], []
-    for o in outs:
-        if type(o) is JVPTracer and o._trace is jv:
-            out_p.append(o.primal)
-            out_t.append(o.tangent)
-        else:
-            out_p.append(o)
-            out_t.append(None)
-    return out_p, out_t
+    from functad.ad import jvp_flat
+    return jvp_flat(lambda *xs: eval_jaxpr(jaxpr.jaxpr, jaxpr.consts, *xs), primals, tangents,
+                    core._tls.interp, f"jvp of jit({name})")
 
 
 def _jit_call_batch(vals, dims, jaxpr, name):
