@@ -106,8 +106,11 @@ def index_template(draw, shape, arrays=True):
         items[start:end] = [("e",)]
     for _ in range(draw(st.integers(0, 2))):
         items.insert(draw(st.integers(0, len(items))), ("n",))
-    # drop trailing full slices sometimes (NumPy adds them back)
-    while items and items[-1] == ("s", slice(None)) and draw(st.booleans()):
+    # drop trailing full slices sometimes (NumPy adds them back) -- not after an
+    # Ellipsis: it would then stretch over the dropped dimensions and shift the
+    # items after it onto other dimensions than the ones they were drawn for
+    while items and ("e",) not in items and items[-1] == ("s", slice(None)) \
+            and draw(st.booleans()):
         items.pop()
     b = draw(shapes(min_dims=0, max_dims=2, max_side=3))
     a_shapes = []
