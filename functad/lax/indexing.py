@@ -138,6 +138,8 @@ def gather_shape(indexer, shape, array_shapes):
                                  f"size {n} (operand shape {shape})")
     if adv and not contiguous:
         out = list(b_shape) + out
+    if len(_shape_cache) >= 4096:       # bounded: programs with many distinct shapes
+        _shape_cache.clear()
     out = _shape_cache[key] = tuple(out)
     return out
 
