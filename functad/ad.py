@@ -109,7 +109,7 @@ class JVPInterpreter(Interpreter):
                     continue
                 c = t if d is ONE else ew.neg_p.bind(t) if d is MINUS_ONE else ew.mul_p.bind(t, d)
                 out = c if out is None else ew.add_p.bind(out, c)
-            if out.aval is not _aval_fast(ans):
+            if out.aval is not aval_of(ans):       # avals are interned: usually identical
                 out = _fit_tangent(out, ans)
         finally:
             tls.interp = self
@@ -122,10 +122,6 @@ class JVPInterpreter(Interpreter):
 
 
 _ew = None            # functad.lax.elementwise, bound once it is imported (it imports this module)
-
-
-def _aval_fast(x):
-    return aval_of(x)
 
 
 ONE = object()        # a local partial derivative equal to 1 (no multiplication needed)
@@ -279,10 +275,6 @@ def _cast_ct(c, aval):
     return c
 
 
-def tangent_aval(aval):
-    return aval
-
-
 def jvp_flat(fun_flat, primals, tangents, parent, name="jvp", fun=None):
     """Run ``fun_flat`` on (primal, tangent) pairs under a new JVP interpreter
     whose parent is ``parent``; returns ``(primals_out, tangents_out)`` with
@@ -395,15 +387,12 @@ def _check_argnums(argnums, nargs, fname):
 
 
 def _prepare_leaf(x, fname, argname):
-    if isinstance(x, (Tracer, np.ndarray, np.generic, bool, int, float, complex)):
-        return x
-    if isinstance(x, (list, tuple)):
-        raise TypeError(f"{fname}: unexpected list/tuple leaf in {argname}")
     try:
-        return aval_of(x) and x
+        aval_of(x)
     except TypeError as e:
         raise TypeError(f"{fname}: {argname} contains a value of type {type(x).__name__}, "
                         "which is not an array; pass arrays, scalars or pytrees of them.") from e
+    return x
 
 
 def _flatten_args(args, fname):

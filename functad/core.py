@@ -160,10 +160,6 @@ def shape_of(x):
     return () if s is None else s
 
 
-def is_float_dtype(dtype) -> bool:
-    return np.dtype(dtype).kind in "fc"
-
-
 # --------------------------------------------------------------------------
 # Errors
 # --------------------------------------------------------------------------
