@@ -13,6 +13,7 @@ np.float64(-1.5)
 __version__ = "0.1.0"
 
 from functad import core, tree_util  # noqa: F401
+from functad.config import config  # noqa: F401
 from functad.core import (make_jaxpr, ShapedArray, Array, ConcretizationTypeError,  # noqa: F401
                           UnexpectedTracerError, TracerArrayConversionError, check_jaxpr)
 from functad.ad import (jvp, linearize, vjp, grad, value_and_grad, jacfwd, jacrev,  # noqa: F401

@@ -34,6 +34,7 @@ import numpy as np
 
 from functad import core
 from functad import tree_util as tu
+from functad.config import config
 from functad.core import (ClosedJaxpr, EvalInterpreter, Jaxpr, Literal, Tracer, aval_of,
                           eval_jaxpr)
 
@@ -110,11 +111,94 @@ def _compile_executor(closed: ClosedJaxpr, name="jitted"):
     return run, src
 
 
-# Executors and derived (batched) jaxprs are cached by the identity of the
+# --------------------------------------------------------------------------
+# Tiers: the NumPy executor at once, the Numba program when it is compiled
+# --------------------------------------------------------------------------
+
+class Program:
+    """A staged program and its fastest executor so far (``run``).
+
+    ``run(*flat_inputs) -> list of outputs`` starts as the NumPy executor.
+    Under ``config.jit_backend == "numba"`` the Numba program is compiled
+    before the first call; under ``"tiered"`` it is compiled in the background
+    from the second call on (a function called once never compiles) and
+    replaces ``run`` when it is ready.
+    """
+
+    __slots__ = ("closed", "name", "run", "numpy_run", "numpy_src", "lowered", "state",
+                 "error", "__weakref__")
+
+    def __init__(self, closed, name):
+        self.closed = closed
+        self.name = name
+        self.numpy_run, self.numpy_src = _compile_executor(closed, name)
+        self.lowered = None
+        self.error = None
+        backend = config.jit_backend
+        if backend == "numba":
+            self.state = "compiled"
+            self.run = self._compile_now()
+        elif backend == "tiered":
+            self.state = "numpy"
+            self.run = self._first_call
+        else:
+            self.state = "numpy"
+            self.run = self.numpy_run
+
+    def lower(self):
+        """The :class:`~functad.lowering.LoweredProgram` (lowered once)."""
+        if self.lowered is None:
+            from functad.lowering import lower_jaxpr
+            self.lowered = lower_jaxpr(self.closed)
+        return self.lowered
+
+    def _compile_now(self):
+        from functad.compiler import compile_program
+        return compile_program(self.lower(), self.name)
+
+    def compile(self):
+        """Compile now (blocking) and switch to the compiled program."""
+        if self.state != "compiled":
+            self.run = self._compile_now()
+            self.state = "compiled"
+        return self.run
+
+    def _first_call(self, *args):
+        self.run = self._second_call
+        return self.numpy_run(*args)
+
+    def _second_call(self, *args):
+        self.run = self.numpy_run
+        self.state = "compiling"
+        try:
+            lowered = self.lower()
+        except Exception as e:      # noqa: BLE001 - reported once, NumPy tier kept
+            self._failed(e)
+        else:
+            from functad.compiler import compile_in_background
+            compile_in_background(lowered, self.name, self._compiled)
+        return self.numpy_run(*args)
+
+    def _compiled(self, result):
+        if isinstance(result, Exception):
+            self._failed(result)
+        else:
+            self.run = result
+            self.state = "compiled"
+
+    def _failed(self, e):
+        import warnings
+        self.state, self.error = "failed", e
+        warnings.warn(f"functad.jit: {self.name} could not be compiled with Numba and keeps "
+                      f"running on the NumPy executor: {type(e).__name__}: {str(e)[:500]}",
+                      RuntimeWarning, stacklevel=3)
+
+
+# Programs and derived (batched) jaxprs are cached by the identity of the
 # ClosedJaxpr; the value keeps the jaxpr alive so that its id is not reused.
 # Both are bounded: jaxprs staged for closures over outer tracers are new on
 # every call, so an unbounded cache would grow without limit.
-_executors: dict = {}
+_programs: dict = {}
 _batched: dict = {}
 _MAX_DERIVED = 2048
 
@@ -126,12 +210,12 @@ def _remember(cache, key, value):
     return value
 
 
-def _executor_of(closed):
-    hit = _executors.get(id(closed))
-    if hit is None:
-        run, _ = _compile_executor(closed)
-        hit = _remember(_executors, id(closed), (closed, run))
-    return hit[1]
+def program_of(closed, name="jitted"):
+    """The (cached) :class:`Program` of a ClosedJaxpr."""
+    hit = _programs.get(id(closed))
+    if hit is None or hit.closed is not closed:
+        hit = _remember(_programs, id(closed), Program(closed, name))
+    return hit
 
 
 # --------------------------------------------------------------------------
@@ -142,7 +226,7 @@ jit_call_p = core.Primitive("jit_call", multiple_results=True)
 
 
 def _jit_call_impl(*args, jaxpr, name):
-    return _executor_of(jaxpr)(*args)
+    return program_of(jaxpr, name).run(*args)
 
 
 def _jit_call_abstract_eval(*avals, jaxpr, name):
@@ -199,26 +283,35 @@ jit_call_p.batch = _jit_call_batch
 class Lowered:
     """What ``jit(f).lower(*args)`` returns: the staged program for those arguments.
 
-    ``jaxpr`` is the :class:`~functad.core.ClosedJaxpr`; ``as_text()`` prints it
-    (in a later tier it will also show the generated Numba source);
-    ``executor_source`` is the Python source of tier 0's NumPy executor.
+    ``jaxpr`` is the :class:`~functad.core.ClosedJaxpr`; ``as_text()`` shows it
+    followed by the generated Numba source (``numba_source``);
+    ``executor_source`` is the NumPy executor's source; ``compile()`` compiles
+    with Numba now and returns the compiled ``run(*flat_inputs) -> list``.
     """
 
-    def __init__(self, jaxpr, in_tree, out_tree, executor_source):
-        self.jaxpr = jaxpr
+    def __init__(self, program, in_tree, out_tree):
+        self.program = program
+        self.jaxpr = program.closed
         self.in_tree = in_tree
         self.out_tree = out_tree
-        self.executor_source = executor_source
+        self.executor_source = program.numpy_src
+
+    @property
+    def numba_source(self):
+        return self.program.lower().source
 
     def as_text(self):
-        return str(self.jaxpr)
+        return f"{self.jaxpr}\n\n# Numba source\n{self.numba_source}"
+
+    def compile(self):
+        return self.program.compile()
 
     def __repr__(self):
         return f"Lowered(\n{self.as_text()}\n)"
 
 
 class _Entry:
-    __slots__ = ("closed", "run", "out_tree", "out_is_leaf", "src", "in_tree", "lifted")
+    __slots__ = ("closed", "prog", "out_tree", "out_is_leaf", "in_tree", "lifted")
 
     def __init__(self, closed, out_tree, in_tree, name):
         consts = closed.consts
@@ -239,16 +332,8 @@ class _Entry:
         self.out_tree = out_tree
         self.in_tree = in_tree
         self.out_is_leaf = out_tree == tu._LEAF_TREEDEF
-        self.run = None
-        self.src = None
-        if self.lifted is None:
-            self.executor(name)
-
-    def executor(self, name):
-        if self.run is None and self.lifted is None:
-            self.run, self.src = _compile_executor(self.closed, name)
-            _remember(_executors, id(self.closed), (self.closed, self.run))
-        return self.run
+        # closures over outer tracers are bound as jit_call, never run here
+        self.prog = program_of(closed, name) if self.lifted is None else None
 
 
 # Argument types of __call__'s fast path (positional arrays and scalars, no
@@ -322,9 +407,9 @@ class JittedFunction:
                 entry = self._cache.get(key)
                 if entry is None:
                     entry = self._trace(key, args, {})
-                run = entry.run
-                if run is not None and type(_tls.interp) is EvalInterpreter:
-                    outs = run(*args)
+                prog = entry.prog
+                if prog is not None and type(_tls.interp) is EvalInterpreter:
+                    outs = prog.run(*args)
                     return outs[0] if entry.out_is_leaf else entry.out_tree.unflatten(outs)
                 return self._execute(entry, args)
         key, leaves = self._key(args, kwargs)
@@ -334,8 +419,8 @@ class JittedFunction:
         return self._execute(entry, leaves)
 
     def _execute(self, entry, leaves):
-        if entry.run is not None and type(_tls.interp) is EvalInterpreter:
-            outs = entry.run(*leaves)
+        if entry.prog is not None and type(_tls.interp) is EvalInterpreter:
+            outs = entry.prog.run(*leaves)
         else:
             ins = list(leaves) if entry.lifted is None else entry.lifted + list(leaves)
             outs = jit_call_p.bind(*ins, jaxpr=entry.closed, name=self._name)
@@ -416,11 +501,21 @@ class JittedFunction:
             b:f64[3] = exp a
             c:f64[3] = add b 1.0
           in (c,) }
+        <BLANKLINE>
+        # Numba source
+        def program(a0):
+            v0 = np.empty((3,), np.float64)
+            for i0 in range(3):
+                v1 = np.float64(np.exp(a0[i0]))
+                v2 = np.float64((v1) + (np.float64(1.0)))
+                v0[i0] = v2
+            return (v0, )
+        <BLANKLINE>
         """
         key, _ = self._key(args, kwargs)
         entry = self._cache.get(key) or self._trace(key, args, kwargs)
-        entry.executor(self._name)
-        return Lowered(entry.closed, entry.in_tree, entry.out_tree, entry.src)
+        prog = entry.prog or Program(entry.closed, self._name)
+        return Lowered(prog, entry.in_tree, entry.out_tree)
 
     def clear_cache(self):
         self._cache.clear()

@@ -37,3 +37,14 @@ if settings is not None:
 def rng():
     """A seeded NumPy random generator, fresh for each test."""
     return np.random.default_rng(0)
+
+
+# jit: the general suite runs jitted functions on the NumPy executor (tier 0),
+# so that hundreds of small jitted test functions do not each start a Numba
+# compile; the Numba tier is tested in test_jit_numba.py and test_lower_*.py,
+# which switch the backend with ``functad.config.override``.  Compiled programs
+# are cached in .pytest_cache, which repeated local runs reuse (CI starts
+# empty).
+os.environ.setdefault("FUNCTAD_JIT_BACKEND", "numpy")
+os.environ.setdefault("FUNCTAD_CACHE_DIR", os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".pytest_cache", "functad"))

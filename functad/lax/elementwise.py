@@ -161,7 +161,8 @@ UNARY = [
     ("logistic", _sigmoid_impl, lambda x, y: mul(y, sub(1.0, y)),
      "np.exp(-np.logaddexp(0.0, -({0})))"),
     ("erf", _erf_impl, lambda x, y: mul(2.0 / math.sqrt(math.pi), exp(neg(mul(x, x)))), "math.erf({0})"),
-    ("erfinv", _erfinv_impl, lambda x, y: mul(math.sqrt(math.pi) / 2.0, exp(mul(y, y))), None),
+    ("erfinv", _erfinv_impl, lambda x, y: mul(math.sqrt(math.pi) / 2.0, exp(mul(y, y))),
+     "_rt.erfinv({0})"),
     ("sign", np.sign, ZERO, "np.sign({0})"),
     ("floor", np.floor, ZERO, "np.floor({0})"),
     ("ceil", np.ceil, ZERO, "np.ceil({0})"),
@@ -232,9 +233,9 @@ BINARY = [
      lambda g, ans, x, y: neg(mul(g, div(ans, y))), "({0}) / ({1})"),
     ("pow", np.power, _pow_dx, _pow_dy, "({0}) ** ({1})"),
     ("max", np.maximum, _maxmin_rule(lambda a, b: gt(a, b), True),
-     _maxmin_rule(lambda a, b: gt(a, b), False), "max({0}, {1})"),
+     _maxmin_rule(lambda a, b: gt(a, b), False), "np.maximum({0}, {1})"),
     ("min", np.minimum, _maxmin_rule(lambda a, b: lt(a, b), True),
-     _maxmin_rule(lambda a, b: lt(a, b), False), "min({0}, {1})"),
+     _maxmin_rule(lambda a, b: lt(a, b), False), "np.minimum({0}, {1})"),
     ("atan2", np.arctan2, lambda g, ans, x, y: mul(g, div(y, add(mul(x, x), mul(y, y)))),
      lambda g, ans, x, y: neg(mul(g, div(x, add(mul(x, x), mul(y, y))))), "np.arctan2({0}, {1})"),
     ("hypot", np.hypot, _hypot_rule(0), _hypot_rule(1), "np.hypot({0}, {1})"),
@@ -352,6 +353,50 @@ _ad._ew = sys.modules[__name__]
 
 
 # --------------------------------------------------------------------------
+# Numba lowering: the row's scalar expression, with operands and result cast
+# to the dtypes of the jaxpr (so float32 stays float32 and a Python-scalar
+# literal never widens a computation)
+# --------------------------------------------------------------------------
+
+_PREDICATES = {"isnan", "isinf", "isfinite"}
+_BOOL_EXPRS = {"bitwise_not": "not ({0})"}     # NumPy's invert of a bool is logical not
+
+
+def _operand_dtype(name, in_avals, out):
+    """The dtype the row's expression computes in (None: leave operands alone)."""
+    if name in _PREDICATES:
+        return None
+    if name.startswith("logical_"):
+        return np.dtype(np.bool_)
+    if out.kind == "b" and any(a.dtype.kind != "b" for a in in_avals):
+        return _result_dtype(add_p, in_avals, {})     # comparisons  # noqa: F821
+    return out
+
+
+def _elementwise_lowering(prim):
+    name = prim.name
+
+    def lower(ctx, *xs, **params):
+        out = ctx.out_avals[0].dtype
+        expr = prim.numba_expr
+        if out.kind == "b" and name in _BOOL_EXPRS:
+            expr = _BOOL_EXPRS[name]
+        if "_rt." in expr:
+            ctx.rt(expr.split("_rt.")[1].split("(")[0])
+        opd = _operand_dtype(name, ctx.in_avals, out)
+        if opd is not None:
+            xs = [ctx.cast(x, a.dtype, opd) for x, a in zip(xs, ctx.in_avals)]
+        result = expr.format(*xs)
+        return result if out.kind == "b" else f"{ctx.dtype(out)}({result})"
+    return lower
+
+
+for _p in list(core.primitives.values()):
+    if getattr(_p, "elementwise", False) and _p.numba_expr is not None:
+        _p.lower = _elementwise_lowering(_p)
+
+
+# --------------------------------------------------------------------------
 # select (where) and convert_element_type
 # --------------------------------------------------------------------------
 
@@ -367,6 +412,15 @@ def _select_abstract_eval(pred, x, y):
 
 
 select_p.abstract_eval = _select_abstract_eval
+
+
+def _select_lower(ctx, p, x, y):
+    out = ctx.out_avals[0].dtype
+    _, xa, ya = ctx.in_avals
+    return f"({ctx.cast(x, xa.dtype, out)}) if ({p}) else ({ctx.cast(y, ya.dtype, out)})"
+
+
+select_p.lower = _select_lower
 defjvp(select_p, None,
        lambda g, ans, p, x, y: select(p, g, 0.0),
        lambda g, ans, p, x, y: select(p, 0.0, g))
@@ -407,6 +461,8 @@ def _convert_jvp(primals, tangents, new_dtype, weak_type=False):
 
 
 convert_element_type_p.jvp = _convert_jvp
+convert_element_type_p.lower = lambda ctx, x, new_dtype, weak_type=False: ctx.cast(
+    x, ctx.in_avals[0].dtype, new_dtype)
 convert_element_type_p.batch = elementwise_batch_rule(convert_element_type_p)
 convert_element_type_p.transpose = lambda ct, x, new_dtype, weak_type=False: [
     convert_element_type_p.bind(ct, new_dtype=x.aval.dtype, weak_type=x.aval.weak_type)]

@@ -116,6 +116,16 @@ def _broadcast_to_batch(vals, dims, shape):
 broadcast_to_p.batch = _broadcast_to_batch
 
 
+def _broadcast_to_lower(ctx, x, shape):
+    # fused loops read through broadcasts; this materializes one (contiguously)
+    if not ctx.in_avals[0].shape:
+        return f"np.full({tuple(shape)}, {x})"
+    return f"np.ascontiguousarray(np.broadcast_to({x}, {tuple(shape)}))"
+
+
+broadcast_to_p.lower = _broadcast_to_lower
+
+
 def broadcast_to(x, shape):
     """Broadcast ``x`` to ``shape`` (NumPy rules); a no-op if it has that shape."""
     shape = _cast_shape(shape)
@@ -164,6 +174,17 @@ def _reshape_batch(vals, dims, new_sizes):
 reshape_p.batch = _reshape_batch
 
 
+def _reshape_lower(ctx, x, new_sizes):
+    if not ctx.in_avals[0].shape:
+        return f"np.full({tuple(new_sizes)}, {x})"
+    if not new_sizes:
+        return f"{x}.ravel()[0]"
+    return f"np.ascontiguousarray({x}).reshape({tuple(new_sizes)})"
+
+
+reshape_p.lower = _reshape_lower
+
+
 def reshape(x, new_sizes):
     """Reshape ``x`` to the fully specified shape ``new_sizes`` (no ``-1``)."""
     new_sizes = _cast_shape(new_sizes)
@@ -199,6 +220,8 @@ def _transpose_batch(vals, dims, permutation):
 
 
 transpose_p.batch = _transpose_batch
+transpose_p.lower = lambda ctx, x, permutation: (
+    f"np.transpose({x}, {tuple(permutation)})" if ctx.in_avals[0].shape else x)
 
 
 def transpose(x, permutation):

@@ -1,0 +1,69 @@
+"""Global settings, JAX style: ``functad.config.update(name, value)``.
+
+``jit_backend``
+    How :func:`functad.jit` runs a staged program.  ``"tiered"`` (the
+    default): at once with the NumPy executor while Numba compiles the program
+    in a background thread, then with the compiled code.  ``"numba"``: compile
+    before the first call and always use it (errors if Numba cannot compile).
+    ``"numpy"``: never compile.  The environment variable
+    ``FUNCTAD_JIT_BACKEND`` sets the initial value.
+
+``jit_parallel_threshold``
+    Fused loops with at least this many elements run their outer loop on
+    several threads (Numba ``prange``); ``0`` disables threading.
+
+>>> import functad as fd
+>>> fd.config.jit_backend in ("tiered", "numba", "numpy")
+True
+>>> with fd.config.override(jit_backend="numpy"):
+...     fd.config.jit_backend
+'numpy'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+__all__ = ["config"]
+
+_CHOICES = {"jit_backend": ("tiered", "numba", "numpy")}
+
+
+class _Config:
+    def __init__(self):
+        self.jit_backend = os.environ.get("FUNCTAD_JIT_BACKEND", "tiered")
+        self.jit_parallel_threshold = int(os.environ.get("FUNCTAD_PARALLEL_THRESHOLD", 0))
+        self._check("jit_backend", self.jit_backend)
+
+    def _check(self, name, value):
+        if name.startswith("_") or not hasattr(self, name):
+            known = ", ".join(k for k in vars(self) if not k.startswith("_"))
+            raise KeyError(f"functad.config has no setting {name!r}; known: {known}")
+        choices = _CHOICES.get(name)
+        if choices and value not in choices:
+            raise ValueError(f"functad.config.{name} must be one of {choices}, got {value!r}")
+
+    def update(self, name, value):
+        """Set a setting (``config.update("jit_backend", "numba")``)."""
+        self._check(name, value)
+        setattr(self, name, value)
+
+    @contextlib.contextmanager
+    def override(self, **settings):
+        """Temporarily change settings inside a ``with`` block."""
+        old = {k: getattr(self, k, None) for k in settings}
+        for k, v in settings.items():
+            self.update(k, v)
+        try:
+            yield self
+        finally:
+            for k, v in old.items():
+                setattr(self, k, v)
+
+    def __repr__(self):
+        return "functad.config(" + ", ".join(
+            f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_")) + ")"
+
+
+config = _Config()

@@ -1,0 +1,598 @@
+"""Lowering a jaxpr to the source of one Numba function (jit's compiled tier).
+
+:func:`lower_jaxpr` turns a :class:`~functad.core.ClosedJaxpr` into the
+Python source of a function ``program(inputs..., consts...)`` written in the
+subset of Python and NumPy that Numba compiles in nopython mode.  It does
+not import Numba; :mod:`functad.compiler` compiles the source.
+
+How a program is built:
+
+1. **Inlining.**  Call-like primitives (``jit_call``, ``custom_jvp_call``,
+   ``custom_vjp_call``) are replaced by the equations of their bodies, and
+   dead equations are dropped, so fusion sees across function boundaries.
+2. **Fusion.**  Elementwise equations of the same output shape join one
+   *group*, emitted as a single loop nest with one scalar local per value;
+   reductions (``reduce_sum``/``max``/``min``/``prod``/``and``/``or``) of a
+   group's values accumulate inside the same loop.  Broadcasts, unit-dimension
+   reshapes and transposes are *views*: a fused loop reads through them with
+   an index map, so ``x * broadcast_to(y)`` allocates nothing for ``y``.  A
+   value leaves a loop as an array only if something outside the loop needs
+   it.  A group is closed (emitted) when a non-fusible equation, a view with a
+   different index map, or a consumer of one of its reductions needs its
+   results.
+3. **Everything else** calls the primitive's ``lower`` rule, which returns a
+   Numba expression for its result (``np.dot`` for matrix products, slicing
+   for ``slice``, helpers from :mod:`functad.numba_runtime` for the rest).
+
+Rank-0 values are Numba scalars, never 0-d arrays.  Every constant is written
+with its dtype (``np.float32(0.5)``) and every elementwise result is cast to
+the dtype of the jaxpr, so float32 stays float32.
+
+Lowering rules
+--------------
+``prim.lower(ctx, *ins, **params) -> str`` where ``ins`` are Numba
+expressions of the operands (scalars for rank-0 operands) and ``ctx`` is a
+:class:`RuleContext` (``ctx.in_avals``, ``ctx.out_avals``, ``ctx.emit(line)``
+for statements that must precede the result, ``ctx.fresh()`` for temporaries,
+``ctx.cast``, ``ctx.dtype``, ``ctx.literal``, ``ctx.rt(name)`` for a runtime
+helper).  For an elementwise primitive (``prim.elementwise``) the operands and
+the result are scalars.  A rule of a primitive with multiple results returns a
+tuple expression.
+
+>>> import functad as fd, functad.numpy as fnp
+>>> from functad.lowering import lower_jaxpr
+>>> closed = fd.make_jaxpr(lambda x: fnp.sum(fnp.sin(x) * 2.0))(fnp.ones(3, "float32"))
+>>> print(lower_jaxpr(closed).source)
+def program(a0):
+    acc0 = np.float64(0.0)
+    for i0 in range(3):
+        v1 = np.float32(np.sin(a0[i0]))
+        v2 = np.float32((v1) * (np.float32(2.0)))
+        acc0 += np.float64(v2)
+    v3 = np.float32(acc0)
+    return (v3, )
+<BLANKLINE>
+
+(float32 sums accumulate in float64.)
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from functad import core
+from functad.core import ClosedJaxpr, Literal, Var
+
+__all__ = ["lower_jaxpr", "LoweredProgram", "RuleContext", "LoweringError", "dtype_expr",
+           "literal_expr", "cast_expr", "REDUCTIONS", "VIEWS"]
+
+
+class LoweringError(NotImplementedError):
+    """A primitive (or a use of it) that the Numba tier cannot compile."""
+
+
+# --------------------------------------------------------------------------
+# Typed constants and casts
+# --------------------------------------------------------------------------
+
+def dtype_expr(dt) -> str:
+    """The Numba spelling of a NumPy dtype: ``np.float32``, ``np.bool_``."""
+    dt = np.dtype(dt)
+    return "np.bool_" if dt.kind == "b" else f"np.{dt.name}"
+
+
+def _float_text(v) -> str:
+    v = float(v)
+    if np.isnan(v):
+        return "np.nan"
+    if np.isinf(v):
+        return "np.inf" if v > 0 else "-np.inf"
+    return repr(v)
+
+
+def literal_expr(val, dtype) -> str:
+    """A Numba expression for the constant ``val`` with exactly ``dtype``."""
+    dt = np.dtype(dtype)
+    v = np.asarray(val).astype(dt).item()
+    if dt.kind == "b":
+        return "True" if v else "False"
+    if dt.kind == "f":
+        return f"{dtype_expr(dt)}({_float_text(v)})"
+    if dt.kind == "c":
+        return f"{dtype_expr(dt)}(complex({_float_text(v.real)}, {_float_text(v.imag)}))"
+    return f"{dtype_expr(dt)}({int(v)})"
+
+
+class _LiteralText(str):
+    """The text of a constant, remembering its value so that a cast retypes it."""
+
+    __slots__ = ("val",)
+
+
+def _literal(val, dtype) -> str:
+    text = _LiteralText(literal_expr(val, dtype))
+    text.val = val
+    return text
+
+
+def cast_expr(expr: str, from_dtype, to_dtype) -> str:
+    """``expr`` (a scalar of ``from_dtype``) converted to ``to_dtype``."""
+    src, dst = np.dtype(from_dtype), np.dtype(to_dtype)
+    if src == dst:
+        return expr
+    if type(expr) is _LiteralText:
+        return _literal(expr.val, dst)
+    if dst.kind == "b":
+        return f"(({expr}) != 0)"
+    return f"{dtype_expr(dst)}({expr})"
+
+
+# --------------------------------------------------------------------------
+# The context given to lowering rules
+# --------------------------------------------------------------------------
+
+class RuleContext:
+    """What a lowering rule may use; see the module docstring."""
+
+    def __init__(self, builder, in_avals, out_avals):
+        self._b = builder
+        self.in_avals = in_avals
+        self.out_avals = out_avals
+
+    def emit(self, line: str):
+        """Emit a statement before the rule's result expression."""
+        self._b.emit(line)
+
+    def fresh(self, prefix="t") -> str:
+        return self._b.fresh(prefix)
+
+    def rt(self, name: str) -> str:
+        """A helper of :mod:`functad.numba_runtime`, by name."""
+        self._b.uses_runtime = True
+        return f"_rt.{name}"
+
+    dtype = staticmethod(dtype_expr)
+    literal = staticmethod(literal_expr)
+    cast = staticmethod(cast_expr)
+
+
+# --------------------------------------------------------------------------
+# Fusion tables
+# --------------------------------------------------------------------------
+
+def _max_update(acc, v, dt):
+    nan = f" or {v} != {v}" if np.dtype(dt).kind in "fc" else ""
+    return f"if {v} > {acc}{nan}:\n    {acc} = {v}"
+
+
+def _min_update(acc, v, dt):
+    nan = f" or {v} != {v}" if np.dtype(dt).kind in "fc" else ""
+    return f"if {v} < {acc}{nan}:\n    {acc} = {v}"
+
+
+def _lowest(dt):
+    dt = np.dtype(dt)
+    if dt.kind == "f":
+        return -np.inf
+    return np.iinfo(dt).min if dt.kind in "iu" else False
+
+
+def _highest(dt):
+    dt = np.dtype(dt)
+    if dt.kind == "f":
+        return np.inf
+    return np.iinfo(dt).max if dt.kind in "iu" else True
+
+
+# reduction name -> (initial value as a function of the dtype, update statement).
+# A NaN operand wins in max/min, as in NumPy.  The operand is cast to the
+# output dtype first (reduce_and/or: to bool).
+REDUCTIONS = {
+    "reduce_sum": (lambda dt: 0, lambda acc, v, dt: f"{acc} += {v}"),
+    "reduce_prod": (lambda dt: 1, lambda acc, v, dt: f"{acc} *= {v}"),
+    "reduce_max": (_lowest, _max_update),
+    "reduce_min": (_highest, _min_update),
+    "reduce_and": (lambda dt: True, lambda acc, v, dt: f"{acc} = {acc} and {v}"),
+    "reduce_or": (lambda dt: False, lambda acc, v, dt: f"{acc} = {acc} or {v}"),
+}
+
+
+def _broadcast_map(in_shape, out_shape, params):
+    """Index map of broadcast_to: output index -> operand index."""
+    lead = len(out_shape) - len(in_shape)
+    return lambda idx: [("0" if n == 1 else i) for n, i in zip(in_shape, idx[lead:])]
+
+
+def _unit_reshape_map(in_shape, out_shape, params):
+    """Index map of a reshape that only inserts or removes dimensions of size 1."""
+    src = [n for n in in_shape if n != 1]
+    dst = [n for n in out_shape if n != 1]
+    if src != dst:
+        return None
+
+    def imap(idx):
+        kept = iter([i for n, i in zip(out_shape, idx) if n != 1])
+        return ["0" if n == 1 else next(kept) for n in in_shape]
+    return imap
+
+
+def _transpose_map(in_shape, out_shape, params):
+    perm = params["permutation"]
+
+    def imap(idx):
+        src = [None] * len(perm)
+        for k, p in enumerate(perm):
+            src[p] = idx[k]
+        return src
+    return imap
+
+
+# view primitive -> function (in_shape, out_shape, params) -> index map or None
+VIEWS = {
+    "broadcast_to": _broadcast_map,
+    "reshape": _unit_reshape_map,
+    "transpose": _transpose_map,
+}
+
+_WIDENED = {"reduce_sum", "reduce_prod"}   # float32 sums accumulate in float64
+_IDENTITY_PRIMS = {"stop_gradient"}          # lowered as the identity
+_INLINE_PRIMS = {"jit_call", "custom_jvp_call", "custom_vjp_call"}
+
+
+def _inline_body(eqn, in_avals):
+    """The ClosedJaxpr of a call-like equation's body."""
+    p = eqn.params
+    if eqn.primitive.name == "jit_call":
+        return p["jaxpr"]
+    return core.trace_to_jaxpr(p["fun"], in_avals, f"lower {p.get('name', '')}")
+
+
+# --------------------------------------------------------------------------
+# Pass 1: inline calls, drop dead code
+# --------------------------------------------------------------------------
+
+def _flatten(closed: ClosedJaxpr):
+    """(invars, constvars, consts, eqns, outvars) with call bodies inlined."""
+    constvars = list(closed.jaxpr.constvars)
+    consts = list(closed.consts)
+    eqns = []
+
+    def walk(jaxpr, env):
+        def read(a):
+            return a if type(a) is Literal else env.get(a, a)
+        for eqn in jaxpr.eqns:
+            ins = [read(a) for a in eqn.inputs]
+            name = eqn.primitive.name
+            if name in _INLINE_PRIMS:
+                body = _inline_body(eqn, [a.aval for a in ins])
+                sub = dict(zip(body.jaxpr.invars, ins))
+                for v, c in zip(body.jaxpr.constvars, body.consts):
+                    cv = Var(v.aval)
+                    constvars.append(cv)
+                    consts.append(c)
+                    sub[v] = cv
+                outs = walk(body.jaxpr, sub)
+                for v, o in zip(eqn.outvars, outs):
+                    env[v] = o
+            elif name in _IDENTITY_PRIMS:
+                env[eqn.outvars[0]] = ins[0]
+            else:
+                # fresh variables: the same body may be inlined more than once
+                outs = [Var(v.aval) for v in eqn.outvars]
+                env.update(zip(eqn.outvars, outs))
+                eqns.append(core.Eqn(eqn.primitive, ins, outs, eqn.params, eqn.source))
+        return [read(v) for v in jaxpr.outvars]
+
+    outvars = walk(closed.jaxpr, {})
+    live = {v for v in outvars if type(v) is not Literal}
+    keep = []
+    for eqn in reversed(eqns):
+        if any(v in live for v in eqn.outvars):
+            keep.append(eqn)
+            live.update(a for a in eqn.inputs if type(a) is not Literal)
+    keep.reverse()
+    used = [i for i, v in enumerate(constvars) if v in live]
+    return (closed.jaxpr.invars, [constvars[i] for i in used], [consts[i] for i in used],
+            keep, outvars)
+
+
+# --------------------------------------------------------------------------
+# Pass 2: partition into fused groups and single equations
+# --------------------------------------------------------------------------
+
+class _Group:
+    """Elementwise members over one shape, plus reductions of their values."""
+
+    def __init__(self, shape):
+        self.shape = shape
+        self.members = []          # eqns, in order
+        self.pointwise = set()     # vars computed per element in this loop
+        self.reduced = set()       # vars accumulated by reductions in this loop
+
+
+def _is_elementwise(eqn):
+    return getattr(eqn.primitive, "elementwise", False)
+
+
+def _partition(eqns, outvars):
+    """Emission items: ("group", _Group) | ("eqn", eqn) | ("view", eqn)."""
+    producer = {}               # var -> ("group", g) | ("view", eqn) | ("eqn", eqn)
+    open_groups = {}            # shape -> _Group
+    items = []
+    materialized_views = set()
+
+    def close(g):
+        if open_groups.get(g.shape) is g:
+            del open_groups[g.shape]
+            items.append(("group", g))
+
+    def view_map(eqn):
+        p = eqn.primitive.name
+        make = VIEWS.get(p)
+        if make is None:
+            return None
+        return make(eqn.inputs[0].aval.shape, eqn.outvars[0].aval.shape, eqn.params)
+
+    def resolve(a):
+        """Follow views back to a base atom; (base, chain of view eqns)."""
+        chain = []
+        while type(a) is not Literal:
+            src = producer.get(a)
+            if src is None or src[0] != "view":
+                break
+            chain.append(src[1])
+            a = src[1].inputs[0]
+        return a, chain
+
+    def need_array(a):
+        """Make ``a`` available as a whole value before the next item."""
+        if type(a) is Literal:
+            return
+        src = producer.get(a)
+        if src is None:
+            return
+        kind, what = src
+        if kind == "group":
+            close(what)
+        elif kind == "view" and a not in materialized_views:
+            need_array(what.inputs[0])
+            materialized_views.add(a)
+            items.append(("view", what))
+
+    for eqn in eqns:
+        out = eqn.outvars[0]
+        pname = eqn.primitive.name
+        if pname in VIEWS and view_map(eqn) is not None:
+            producer[out] = ("view", eqn)
+            continue
+        reduction = pname in REDUCTIONS and eqn.inputs[0].aval.shape != ()
+        if _is_elementwise(eqn) or reduction:
+            shape = eqn.inputs[0].aval.shape if reduction else out.aval.shape
+            g = open_groups.get(shape)
+            for a in eqn.inputs:
+                base, chain = resolve(a)
+                src = producer.get(base) if type(base) is not Literal else None
+                if src is None or src[0] != "group":
+                    continue
+                owner = src[1]
+                if not (owner is g and base in g.pointwise and not chain):
+                    close(owner)        # its results are needed as arrays
+                    if owner is g:
+                        g = None
+            if g is None:
+                g = open_groups[shape] = _Group(shape)
+            g.members.append(eqn)
+            (g.reduced if reduction else g.pointwise).add(out)
+            producer[out] = ("group", g)
+            continue
+        for a in eqn.inputs:
+            need_array(a)
+        items.append(("eqn", eqn))
+        for v in eqn.outvars:
+            producer[v] = ("eqn", eqn)
+    for a in outvars:
+        need_array(a)
+    for g in list(open_groups.values()):
+        close(g)
+    return items, producer
+
+
+# --------------------------------------------------------------------------
+# Pass 3: emit source
+# --------------------------------------------------------------------------
+
+class _Builder:
+    def __init__(self):
+        self.lines = []
+        self.indent = 1
+        self.names = {}
+        self._counter = itertools.count()
+        self.uses_runtime = False
+
+    def fresh(self, prefix="t"):
+        return f"{prefix}{next(self._counter)}"
+
+    def emit(self, line):
+        pad = "    " * self.indent
+        for part in line.split("\n"):
+            self.lines.append(pad + part)
+
+    def name(self, v):
+        n = self.names.get(v)
+        if n is None:
+            n = self.names[v] = self.fresh("v")
+        return n
+
+    def atom(self, a):
+        """A whole value: a scalar expression or an array name."""
+        if type(a) is Literal:
+            return _literal(a.val, a.aval.dtype)
+        return self.name(a)
+
+
+class LoweredProgram:
+    """The result of :func:`lower_jaxpr`.
+
+    ``source`` defines ``program(inputs..., consts...)`` returning a tuple of
+    the outputs (scalars for rank-0 outputs); ``consts`` are the values to
+    pass after the inputs; ``uses_runtime`` says whether it refers to
+    :mod:`functad.numba_runtime` as ``_rt``.
+    """
+
+    def __init__(self, source, consts, in_avals, const_avals, out_avals, uses_runtime):
+        self.source = source
+        self.consts = consts
+        self.in_avals = in_avals
+        self.const_avals = const_avals
+        self.out_avals = out_avals
+        self.uses_runtime = uses_runtime
+
+    def __repr__(self):
+        return f"LoweredProgram(\n{self.source})"
+
+
+def lower_jaxpr(closed: ClosedJaxpr) -> LoweredProgram:
+    """Lower ``closed`` to the source of one Numba function; see the module doc."""
+    invars, constvars, consts, eqns, outvars = _flatten(closed)
+    items, producer = _partition(eqns, outvars)
+    b = _Builder()
+    args = []
+    for i, v in enumerate(invars):
+        b.names[v] = f"a{i}"
+        args.append(f"a{i}")
+    for i, v in enumerate(constvars):
+        b.names[v] = f"c{i}"
+        args.append(f"c{i}")
+
+    # Which values computed in a loop are needed outside it?
+    owner = {}
+    for kind, what in items:
+        if kind == "group":
+            for e in what.members:
+                for v in e.outvars:
+                    owner[v] = what
+    escapes = set(v for v in outvars if type(v) is not Literal and v in owner)
+    for kind, what in items:
+        members = what.members if kind == "group" else [what]
+        for e in members:
+            for a in e.inputs:
+                if type(a) is Literal:
+                    continue
+                base = a
+                while type(base) is not Literal and producer.get(base, ("",))[0] == "view" \
+                        and kind == "group":
+                    base = producer[base][1].inputs[0]
+                if type(base) is not Literal and base in owner and owner[base] is not what:
+                    escapes.add(base)
+                if type(a) is not Literal and a in owner and owner[a] is not what:
+                    escapes.add(a)
+
+    for kind, what in items:
+        if kind == "group":
+            _emit_group(b, what, escapes, producer)
+        elif kind == "view":
+            _emit_eqn(b, what)
+        else:
+            _emit_eqn(b, what)
+    rets = [b.atom(v) for v in outvars]
+    b.emit(f"return ({''.join(r + ', ' for r in rets)})")
+    src = f"def program({', '.join(args)}):\n" + "\n".join(b.lines) + "\n"
+    return LoweredProgram(src, consts, [v.aval for v in invars], [v.aval for v in constvars],
+                          [v.aval for v in outvars], b.uses_runtime)
+
+
+def _emit_eqn(b, eqn):
+    prim = eqn.primitive
+    rule = prim.lower
+    if rule is None:
+        raise LoweringError(f"primitive {prim.name} has no Numba lowering rule")
+    ctx = RuleContext(b, [a.aval for a in eqn.inputs], [v.aval for v in eqn.outvars])
+    expr = rule(ctx, *[b.atom(a) for a in eqn.inputs], **eqn.params)
+    outs = [b.name(v) for v in eqn.outvars]
+    if prim.multiple_results:
+        b.emit(f"{''.join(o + ', ' for o in outs) if outs else '_'} = {expr}")
+    else:
+        b.emit(f"{outs[0]} = {expr}")
+
+
+def _emit_group(b, g, escapes, producer):
+    shape = g.shape
+    rank = len(shape)
+    idx = [f"i{k}" for k in range(rank)]
+    index_of = {}           # pointwise var -> local scalar name
+
+    def read(a):
+        """Scalar expression of operand ``a`` at the loop index."""
+        if type(a) is Literal:
+            return _literal(a.val, a.aval.dtype)
+        if a in index_of:
+            return index_of[a]
+        cur = list(idx[rank - len(a.aval.shape):]) if a.aval.shape else []
+        # follow views back to an array value
+        while True:
+            src = producer.get(a)
+            if src is None or src[0] != "view" or a in b.names:
+                break
+            eqn = src[1]
+            imap = VIEWS[eqn.primitive.name](eqn.inputs[0].aval.shape, a.aval.shape, eqn.params)
+            cur = imap(cur)
+            a = eqn.inputs[0]
+            if type(a) is Literal:
+                return _literal(a.val, a.aval.dtype)
+        if a in index_of:
+            return index_of[a]
+        name = b.atom(a)
+        if not a.aval.shape:
+            return name
+        return f"{name}[{', '.join(cur)}]"
+
+    # allocations before the loop; low-precision float sums accumulate in float64
+    acc_dtype, acc_name = {}, {}
+    for e in g.members:
+        out = e.outvars[0]
+        dt = out.aval.dtype
+        if out in g.reduced:
+            adt = np.dtype(np.float64) if (dt.kind == "f" and dt.itemsize < 8 and
+                                           e.primitive.name in _WIDENED) else dt
+            acc_dtype[out] = adt
+            if adt != dt:
+                acc_name[out] = b.fresh("acc")
+            init = literal_expr(REDUCTIONS[e.primitive.name][0](dt), adt)
+            acc = acc_name.get(out) or b.name(out)
+            if out.aval.shape:
+                b.emit(f"{acc} = np.full({out.aval.shape}, {init}, {dtype_expr(adt)})")
+            else:
+                b.emit(f"{acc} = {init}")
+        elif out in escapes and rank:
+            b.emit(f"{b.name(out)} = np.empty({shape}, {dtype_expr(dt)})")
+    for k, n in enumerate(shape):
+        b.emit(f"for {idx[k]} in range({n}):")
+        b.indent += 1
+    for e in g.members:
+        out = e.outvars[0]
+        prim = e.primitive
+        if out in g.reduced:
+            axes = e.params["axes"]
+            x = e.inputs[0]
+            v = read(x)
+            dt = out.aval.dtype
+            v = cast_expr(v, x.aval.dtype, acc_dtype[out])
+            kept = [i for k, i in enumerate(idx) if k not in axes]
+            acc = (acc_name.get(out) or b.name(out)) + (f"[{', '.join(kept)}]" if kept else "")
+            b.emit(REDUCTIONS[prim.name][1](acc, v, acc_dtype[out]))
+            continue
+        ctx = RuleContext(b, [a.aval for a in e.inputs], [out.aval])
+        expr = prim.lower(ctx, *[read(a) for a in e.inputs], **e.params)
+        local = b.name(out) if not rank else b.fresh("v")
+        if rank:
+            index_of[out] = local
+        b.emit(f"{local} = {expr}")
+        if rank and out in escapes:
+            b.emit(f"{b.name(out)}[{', '.join(idx)}] = {local}")
+    b.indent -= rank
+    for out, acc in acc_name.items():
+        dt = out.aval.dtype
+        b.emit(f"{b.name(out)} = {acc}.astype({dtype_expr(dt)})" if out.aval.shape
+               else f"{b.name(out)} = {cast_expr(acc, acc_dtype[out], dt)}")
