@@ -158,3 +158,26 @@ def check_fn(f, np_f, args, grads=True, order=2, eager=True):
 def arr(shape, dtype=np.float64, seed=0):
     """Standard normal values of ``shape`` and ``dtype``."""
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+# --------------------------------------------------------------------------
+# The jit law on the Numba tier (test_jit_numba.py, test_lower_*.py)
+# --------------------------------------------------------------------------
+
+def assert_jit_numba(f, *args, tol32=2e-6, tol64=1e-12, **kwargs):
+    """``jit(f)`` compiled with Numba equals eager ``f`` (exactly for ints/bools).
+
+    Compiles before the first call (backend "numba"), so a primitive without
+    a lowering, or a lowering Numba rejects, fails here with the generated
+    source in the message.  Returns the compiled results.  The program is
+    staged for the exact shapes of ``args``: vary shapes sparingly, each new
+    one is a new compile (~0.1-0.5 s).
+    """
+    want = f(*args, **kwargs)
+    with fd.config.override(jit_backend="numba"):
+        jf = fd.jit(f)
+        got = jf(*args, **kwargs)
+    prog = jf._cache[next(iter(jf._cache))].prog if jf._cache else None
+    assert prog is None or prog.state == "compiled"
+    assert_tree_same(got, want, tol32, tol64)
+    return got
