@@ -172,8 +172,6 @@ def _explain(e, lowered):
 
 
 def _output_converter(aval):
-    if aval.shape:
-        return "_wrap"
     return {"b": "_bool", "f": f"_f{aval.dtype.itemsize * 8}"}.get(
         aval.dtype.kind, f"_t_{aval.dtype.name}")
 
@@ -197,18 +195,29 @@ def compile_program(lowered, name="program"):
         ns[f"c{i}"] = (np.ascontiguousarray(c, a.dtype) if a.shape else a.dtype.type(c))
         consts.append(f"c{i}")
     call = ", ".join(args + consts)
-    outs = ", ".join(f"{_output_converter(a)}(r[{i}])" for i, a in enumerate(lowered.out_avals))
+    # outputs: arrays become read-only functad Arrays (as core._wrap does, inline),
+    # scalars NumPy scalars of the program's dtype
+    body, rets = [], []
+    for i, a in enumerate(lowered.out_avals):
+        if a.shape:
+            body.append(f"    o{i} = r[{i}].view(_Array)\n    o{i}.setflags(write=False)\n")
+            rets.append(f"o{i}")
+        else:
+            rets.append(f"{_output_converter(a)}(r[{i}])")
+    ns["_Array"] = core.Array
     src = (f"def run({', '.join(args)}):\n"
            f"    try:\n"
            f"        r = _disp({call})\n"
            f"    except TypeError:\n"
            f"        {''.join(a + ', ' for a in args)}= _coerce({', '.join(args)})\n"
            f"        r = _disp({call})\n"
-           f"    return [{outs}]\n")
+           + "".join(body) +
+           f"    return [{', '.join(rets)}]\n")
     exec(compile(src, f"<functad runner of {name}>", "exec"), ns)  # noqa: S102
     run = ns["run"]
     run.__qualname__ = run.__name__ = f"compiled_{name}"
     run.source = lowered.source
+    run.from_disk = sum(disp.stats.cache_hits.values()) > 0    # loaded, not compiled
     return run
 
 

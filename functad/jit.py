@@ -339,6 +339,7 @@ class _Entry:
 # Argument types of __call__'s fast path (positional arrays and scalars, no
 # keyword or static arguments), which skips pytree flattening.
 _Array = core.Array
+_ndarray = np.ndarray
 _tls = core._tls
 _SCALAR_TYPES = frozenset([float, int, complex, bool, np.float64, np.float32, np.float16,
                            np.int64, np.int32, np.int16, np.int8, np.uint8, np.uint16,
@@ -391,19 +392,31 @@ class JittedFunction:
             # Fast path: positional arrays and scalars only.  The key is, per
             # argument, (shape, dtype) for an array or the type for a scalar
             # (a scalar's type determines its aval, weak type included).
-            parts = []
-            add = parts.append
-            for a in args:
+            if len(args) == 1:          # the commonest case, without a loop
+                a = args[0]
                 t = type(a)
-                if t is np.ndarray or t is _Array:
-                    add(a.shape)
-                    add(a.dtype)
+                if t is _ndarray or t is _Array:
+                    key = (a.shape, a.dtype)
                 elif t in _SCALAR_TYPES:
-                    add(t)
+                    key = (t,)
                 else:
-                    break
+                    key = None
             else:
-                key = tuple(parts)
+                parts = []
+                add = parts.append
+                for a in args:
+                    t = type(a)
+                    if t is _ndarray or t is _Array:
+                        add(a.shape)
+                        add(a.dtype)
+                    elif t in _SCALAR_TYPES:
+                        add(t)
+                    else:
+                        key = None
+                        break
+                else:
+                    key = tuple(parts)
+            if key is not None:
                 entry = self._cache.get(key)
                 if entry is None:
                     entry = self._trace(key, args, {})

@@ -529,7 +529,9 @@ def _emit_group(b, g, escapes, producer):
             return _literal(a.val, a.aval.dtype)
         if a in index_of:
             return index_of[a]
-        cur = list(idx[rank - len(a.aval.shape):]) if a.aval.shape else []
+        # implicit (NumPy) broadcasting: align to the right, size-1 dims read at 0
+        ashape = a.aval.shape
+        cur = [("0" if n == 1 else i) for n, i in zip(ashape, idx[rank - len(ashape):])]
         # follow views back to an array value
         while True:
             src = producer.get(a)

@@ -395,6 +395,23 @@ for _p in list(core.primitives.values()):
     if getattr(_p, "elementwise", False) and _p.numba_expr is not None:
         _p.lower = _elementwise_lowering(_p)
 
+# NumPy computes x ** c for these scalar exponents c by other functions
+# (sqrt(-inf) is nan where C's pow gives inf): the lowering does the same.
+_POW_BY_CONSTANT = {0.5: "np.sqrt({0})", 1.0: "{0}", 2.0: "{0} * {0}", -1.0: "1 / {0}"}
+_pow_generic = pow_p.lower  # noqa: F821
+
+
+def _pow_lower(ctx, x, y, **params):
+    val = getattr(y, "val", None)
+    out = ctx.out_avals[0].dtype
+    if val is not None and out.kind in "fc" and float(val) in _POW_BY_CONSTANT:
+        xs = ctx.cast(x, ctx.in_avals[0].dtype, out)
+        return f"{ctx.dtype(out)}({_POW_BY_CONSTANT[float(val)].format(f'({xs})')})"
+    return _pow_generic(ctx, x, y, **params)
+
+
+pow_p.lower = _pow_lower  # noqa: F821
+
 
 # --------------------------------------------------------------------------
 # select (where) and convert_element_type

@@ -1,0 +1,313 @@
+"""jit's Numba tier: the jit law for the elementwise family, fusion, tiers, caches.
+
+The law ``jit(f)(x) == f(x)`` is checked for every row of the elementwise
+tables at once: one program per dtype computes every row on its own input, so
+the whole family costs a handful of Numba compiles, and Hypothesis then
+varies the values (not the shapes, which would recompile).  The other
+families have their own files (test_lower_*.py).
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra.numpy import arrays
+
+import functad as fd
+import functad.numpy as fnp
+from functad import core, lax
+from functad.lax import elementwise as ew
+from helpers import assert_jit_numba, assert_tree_same
+from test_elementwise import (BINARY_DOMAINS, NONDIFF_BINARY, NONDIFF_UNARY, UNARY_DOMAINS)
+
+SHAPE = (2, 3)
+
+
+@pytest.fixture(autouse=True)
+def numba_backend():
+    with fd.config.override(jit_backend="numba"):
+        yield
+
+
+def _prim(name):
+    return core.primitives[name].bind
+
+
+def _unary_program(names):
+    def f(xs):
+        return {n: _prim(n)(xs[n]) for n in names}
+    return f
+
+
+def _binary_program(names):
+    def f(xs):
+        return {n: _prim(n)(*xs[n]) for n in names}
+    return f
+
+
+def _draw(data, domain, dtype, label, shape=SHAPE):
+    return data.draw(arrays(dtype, shape, elements=domain.strategy), label=label)
+
+
+# --------------------------------------------------------------------------
+# The law for every elementwise row, float32 and float64
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@settings(max_examples=8, deadline=None)
+@given(data=st.data())
+def test_every_float_row_jit_equals_eager(dtype, data):
+    unary = sorted(UNARY_DOMAINS)
+    binary = sorted(BINARY_DOMAINS)
+    xs = {n: _draw(data, UNARY_DOMAINS[n], dtype, n) for n in unary}
+    ys = {n: tuple(_draw(data, d, dtype, f"{n}[{i}]") for i, d in enumerate(BINARY_DOMAINS[n]))
+          for n in binary}
+    # float32 transcendental functions differ from NumPy's SIMD versions by an ulp
+    tol32 = 4e-6 if dtype == np.float32 else None
+    assert_jit_numba(lambda a, b: (_unary_program(unary)(a), _binary_program(binary)(b)),
+                     xs, ys, **({"tol32": tol32} if tol32 else {}))
+
+
+@settings(max_examples=8, deadline=None)
+@given(data=st.data())
+def test_every_nondifferentiable_row_jit_equals_eager(data):
+    xs = {n: _draw(data, d, dt, n) for n, (dt, d) in NONDIFF_UNARY.items()}
+    ys = {n: (_draw(data, d, dt, n + "[0]"), _draw(data, d, dt, n + "[1]"))
+          for n, (dt, d) in NONDIFF_BINARY.items()}
+    assert_jit_numba(lambda a, b: (_unary_program(sorted(xs))(a),
+                                   _binary_program(sorted(ys))(b)), xs, ys)
+
+
+def test_integer_and_bool_operands_promote_like_numpy():
+    i = np.array([[1, -2, 3], [0, 5, -7]], np.int64)
+    i32 = i.astype(np.int32)
+    b = np.array([[True, False, True], [False, False, True]])
+    f32 = np.linspace(-1, 1, 6, dtype=np.float32).reshape(SHAPE)
+
+    def f(i, i32, b, f32):
+        return [fnp.sin(i), fnp.sqrt(fnp.abs(i32)), i / 2, i // 2, i % 3, i32 + i, -i32,
+                b + b, b * 2, i ** 2, fnp.maximum(i, 0), f32 + i32, f32 * 2, f32 / 3,
+                i32 + 1.5, b & True, fnp.invert(b), fnp.invert(i), f32 > 0.25, i == 3,
+                fnp.where(b, f32, 0.5), fnp.where(b, i, -1), fnp.abs(i), fnp.sign(i)]
+    assert_jit_numba(f, i, i32, b, f32)
+
+
+def test_special_values_match_numpy():
+    x = np.array([0.0, -0.0, 1.5, -2.0, np.nan, np.inf, -np.inf, 1e308], np.float64)
+
+    def f(x):
+        with np.errstate(all="ignore"):
+            return [fnp.maximum(x, 0.5), fnp.minimum(x, np.nan), fnp.exp(x), fnp.log(x),
+                    x / 0.0, fnp.sign(x), fnp.floor(x), fnp.round(x + 0.5), x ** 0.5,
+                    fnp.arctan2(x, -1.0), fnp.logaddexp(x, x), fnp.mod(x, 0.0), x // 0.0,
+                    fnp.max(x), fnp.min(x[:4]), fnp.sum(x[:4]), fnp.isnan(x)]
+    with np.errstate(all="ignore"):
+        assert_jit_numba(f, x)
+
+
+def test_integer_division_by_zero_gives_numpy_zero_not_an_exception():
+    i = np.array([7, -7, 0], np.int64)
+    with np.errstate(all="ignore"):
+        assert_jit_numba(lambda i: [i // 0, i % 0, fnp.fmod(i, 0)], i)
+
+
+def test_broadcasting_and_weak_scalars():
+    x = np.arange(3.0, dtype=np.float32).reshape(3, 1)
+    y = np.linspace(0, 1, 4, dtype=np.float32)
+    assert_jit_numba(lambda x, y, s: (x * y + s, fnp.tanh(x) - 1, s * 2.0), x, y, 1.5)
+    assert_jit_numba(lambda x, s: x + s, x, np.float32(2.5))
+
+
+# --------------------------------------------------------------------------
+# What the generated code looks like
+# --------------------------------------------------------------------------
+
+def _source(f, *args):
+    return fd.jit(f).lower(*args).numba_source
+
+
+def test_value_and_grad_of_a_chain_is_one_loop():
+    x = np.linspace(-1, 1, 7)
+    f = lambda x: fnp.sum(fnp.tanh(x) * fnp.exp(-x ** 2) + fnp.sin(x))  # noqa: E731
+    src = _source(fd.value_and_grad(f), x)
+    assert src.count("for ") == 1, src
+    assert src.count("np.empty(") == 1, src       # only the gradient is materialized
+    got = assert_jit_numba(fd.value_and_grad(f), x)
+    assert np.isfinite(got[0])
+
+
+def test_float32_programs_compute_in_float32():
+    x = np.ones((2, 3), np.float32)
+    src = _source(lambda x: fnp.exp(x * 0.5 - 1) / (1 + x ** 2), x)
+    assert "float64" not in src, src
+
+
+def test_broadcast_operands_are_read_in_place():
+    x, b = np.ones((4, 3)), np.arange(3.0)
+    src = _source(lambda x, b: fnp.tanh(x + b.reshape(1, 3)) * 2, x, b)
+    assert "broadcast_to" not in src and "a1[i1]" in src, src
+    assert_jit_numba(lambda x, b: fnp.tanh(x + b.reshape(1, 3)) * 2, x, b)
+
+
+def test_softmax_and_logsumexp_fuse_their_reductions():
+    x = np.random.default_rng(0).normal(size=(4, 5))
+    for f in [fd.nn.softmax, fd.nn.log_softmax, lambda x: fd.nn.logsumexp(x, axis=1),
+              fd.grad(lambda x: fnp.sum(fd.nn.log_softmax(x)[:, 0]))]:
+        assert_jit_numba(f, x)
+    src = _source(fd.nn.softmax, x)
+    assert src.count("for i0") == 4, src      # max, shift (4, 1), exp and sum, divide
+    assert src.count("np.empty(") == 3, src
+
+
+def test_seed_examples_are_exact_when_compiled():
+    f = lambda x: -fnp.log(1.0 / (1.0 + fnp.exp(-3.0 * x)))  # noqa: E731
+    assert fd.jit(fd.grad(f))(0.0) == -1.5
+    g = fd.jit(fd.grad(lambda x: fnp.log(1 + fnp.exp(x[0] * x[1]))))
+    assert_tree_same(g(np.array([0.0, 1.0])), np.array([0.5, 0.0]))
+
+
+def test_jit_of_vmap_of_grad_and_nested_jit():
+    w = np.linspace(-1, 1, 3)
+    xs = np.random.default_rng(1).normal(size=(5, 3))
+    loss = lambda w, x: fnp.log1p(fnp.exp(-fnp.tanh(x * w).sum()))  # noqa: E731
+    assert_jit_numba(fd.vmap(fd.grad(loss), in_axes=(None, 0)), w, xs)
+    inner = fd.jit(lambda x: fnp.sin(x) * 2)
+    assert_jit_numba(lambda x: inner(x) + inner(x * 3), xs)     # inlined twice
+    assert_jit_numba(fd.grad(lambda x: fnp.sum(inner(x) ** 2)), xs)
+
+
+def test_custom_rules_and_stop_gradient_are_inlined():
+    x = np.array([-2.0, 0.0, 3.0])
+    assert_jit_numba(lambda x: (fd.nn.relu(x), fd.nn.softplus(x), fd.stop_gradient(x) * x), x)
+    assert_jit_numba(fd.grad(lambda x: fnp.sum(fd.nn.relu(x) + fd.nn.softplus(x))), x)
+
+
+def test_constants_are_arguments_not_baked_in():
+    c = np.arange(3.0)
+    f = fd.jit(lambda x: x * c + np.float32(2))
+    low = f.lower(np.ones(3))
+    assert "def program(a0, c0)" in low.numba_source
+    assert_tree_same(f(np.ones(3)), c + 2)
+
+
+def test_scalar_outputs_have_numpy_types():
+    f = fd.jit(lambda x: (fnp.sum(x), x[0] > 0, fnp.argmax(x), fnp.sum(x.astype("float32"))))
+    s, b, i, s32 = f(np.arange(3.0))
+    assert type(s) is np.float64 and type(b) is np.bool_ and type(i) is np.int64
+    assert type(s32) is np.float32
+
+
+def test_inputs_are_coerced_to_the_compiled_types():
+    f = fd.jit(lambda x, s: x * s)
+    x = np.arange(6.0).reshape(2, 3)
+    assert_tree_same(f(x, 2.0), x * 2)
+    assert_tree_same(f(x.T.copy().T, np.array(2.0)), x * 2)   # Fortran order, 0-d array
+    assert_tree_same(f(np.asfortranarray(x), 3.0), x * 3)
+
+
+# --------------------------------------------------------------------------
+# Tiers and errors
+# --------------------------------------------------------------------------
+
+def test_tiered_runs_numpy_first_then_switches_to_numba():
+    from functad.compiler import wait_for_background
+    with fd.config.override(jit_backend="tiered"):
+        f = fd.jit(lambda x: fnp.cos(x) * 3 + 1)
+        x = np.linspace(0, 1, 5)
+        first = f(x)
+        prog = next(iter(f._cache.values())).prog
+        assert prog.state == "numpy"
+        second = f(x)                       # schedules the compilation
+        assert prog.state in ("compiling", "compiled")
+        wait_for_background()
+        assert prog.state == "compiled"
+        third = f(x)
+    for r in (first, second, third):
+        assert_tree_same(r, np.cos(x) * 3 + 1)
+    assert f.trace_count == 1
+
+
+def test_a_function_called_once_never_compiles():
+    with fd.config.override(jit_backend="tiered"):
+        f = fd.jit(lambda x: x - 1)
+        f(np.ones(2))
+        assert next(iter(f._cache.values())).prog.lowered is None
+
+
+def _unlowerable():
+    p = core.Primitive("test_no_lowering")
+    p.impl = lambda x: x + 1
+    p.abstract_eval = lambda a: a
+    return p
+
+
+def test_missing_lowering_is_an_error_in_numba_mode_and_a_warning_when_tiered():
+    from functad.compiler import wait_for_background
+    from functad.lowering import LoweringError
+    p = _unlowerable()
+    try:
+        with pytest.raises(LoweringError, match="test_no_lowering"):
+            fd.jit(lambda x: p.bind(x) * 2)(np.ones(2))
+        with fd.config.override(jit_backend="tiered"):
+            f = fd.jit(lambda x: p.bind(x) * 2)
+            f(np.ones(2))
+            with pytest.warns(RuntimeWarning, match="NumPy executor"):
+                f(np.ones(2))
+            wait_for_background()
+            assert_tree_same(f(np.ones(2)), np.full(2, 4.0))
+    finally:
+        del core.primitives["test_no_lowering"]
+
+
+def test_config_rejects_unknown_settings_and_values():
+    with pytest.raises(ValueError, match="jit_backend"):
+        fd.config.update("jit_backend", "xla")
+    with pytest.raises(KeyError, match="known"):
+        fd.config.update("jit_backendd", "numba")
+
+
+# --------------------------------------------------------------------------
+# The disk cache, across processes
+# --------------------------------------------------------------------------
+
+_CHILD = textwrap.dedent("""
+    import numpy as np, functad as fd, functad.numpy as fnp
+    fd.config.update("jit_backend", "numba")
+    f = fd.jit(lambda x: fnp.sum(fnp.sin(x) * 3.0 + x ** 2))
+    out = f(np.linspace(0, 1, 11))
+    prog = next(iter(f._cache.values())).prog
+    print(repr(float(out)), prog.run.from_disk)
+""")
+
+
+def _child(cache):
+    env = dict(os.environ, FUNCTAD_CACHE_DIR=str(cache))
+    r = subprocess.run([sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    value, from_disk = r.stdout.split()
+    return float(value), from_disk == "True", r.stderr
+
+
+def test_disk_cache_is_reused_across_processes_and_survives_corruption(tmp_path):
+    want = float(np.sum(np.sin(np.linspace(0, 1, 11)) * 3.0 + np.linspace(0, 1, 11) ** 2))
+    v1, disk1, _ = _child(tmp_path)
+    v2, disk2, _ = _child(tmp_path)
+    assert (disk1, disk2) == (False, True)
+    assert v1 == v2 and abs(v1 - want) < 1e-12
+    # corrupt every cache file (index and data) as a crash mid-write might
+    pycache = tmp_path / "__pycache__"
+    files = [p for p in pycache.iterdir() if p.suffix in (".nbi", ".nbc")]
+    assert files
+    for p in files:
+        p.write_bytes(b"\x80\x04garbage")
+    v3, disk3, err = _child(tmp_path)
+    assert v3 == v1 and not disk3
+    assert "could not be read" in err and "recompiling" in err
+    v4, disk4, _ = _child(tmp_path)          # the entry was rewritten
+    assert v4 == v1 and disk4
