@@ -14,3 +14,4 @@ from functad.ad import stop_gradient  # noqa: F401
 from functad.lax.indexing import *  # noqa: F401,F403
 from functad.lax.sorting import *  # noqa: F401,F403
 from functad.lax.linalg import *  # noqa: F401,F403
+from functad.lax.control_flow import *  # noqa: F401,F403
