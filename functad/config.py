@@ -10,7 +10,8 @@
 
 ``jit_parallel_threshold``
     Fused loops with at least this many elements run their outer loop on
-    several threads (Numba ``prange``); ``0`` disables threading.
+    several threads (Numba ``prange``, compiled with ``parallel=True``); ``0``
+    disables threading.  Default 2**18 (``FUNCTAD_PARALLEL_THRESHOLD``).
 
 >>> import functad as fd
 >>> fd.config.jit_backend in ("tiered", "numba", "numpy")
@@ -33,7 +34,7 @@ _CHOICES = {"jit_backend": ("tiered", "numba", "numpy")}
 class _Config:
     def __init__(self):
         self.jit_backend = os.environ.get("FUNCTAD_JIT_BACKEND", "tiered")
-        self.jit_parallel_threshold = int(os.environ.get("FUNCTAD_PARALLEL_THRESHOLD", 0))
+        self.jit_parallel_threshold = int(os.environ.get("FUNCTAD_PARALLEL_THRESHOLD", 1 << 18))
         self._check("jit_backend", self.jit_backend)
 
     def _check(self, name, value):

@@ -410,6 +410,7 @@ class _Builder:
         self.names = {}
         self._counter = itertools.count()
         self.uses_runtime = False
+        self.parallel = False
 
     def fresh(self, prefix="t"):
         return f"{prefix}{next(self._counter)}"
@@ -437,11 +438,14 @@ class LoweredProgram:
 
     ``source`` defines ``program(inputs..., consts...)`` returning a tuple of
     the outputs (scalars for rank-0 outputs); ``consts`` are the values to
-    pass after the inputs; ``uses_runtime`` says whether it refers to
+    pass after the inputs; ``parallel`` whether it uses ``prange`` (compile
+    with ``parallel=True``); ``uses_runtime`` says whether it refers to
     :mod:`functad.numba_runtime` as ``_rt``.
     """
 
-    def __init__(self, source, consts, in_avals, const_avals, out_avals, uses_runtime):
+    def __init__(self, source, consts, in_avals, const_avals, out_avals, uses_runtime,
+                 parallel=False):
+        self.parallel = parallel
         self.source = source
         self.consts = consts
         self.in_avals = in_avals
@@ -500,7 +504,7 @@ def lower_jaxpr(closed: ClosedJaxpr) -> LoweredProgram:
     b.emit(f"return ({''.join(r + ', ' for r in rets)})")
     src = f"def program({', '.join(args)}):\n" + "\n".join(b.lines) + "\n"
     return LoweredProgram(src, consts, [v.aval for v in invars], [v.aval for v in constvars],
-                          [v.aval for v in outvars], b.uses_runtime)
+                          [v.aval for v in outvars], b.uses_runtime, b.parallel)
 
 
 def _emit_eqn(b, eqn):
@@ -515,6 +519,24 @@ def _emit_eqn(b, eqn):
         b.emit(f"{''.join(o + ', ' for o in outs) if outs else '_'} = {expr}")
     else:
         b.emit(f"{outs[0]} = {expr}")
+
+
+def _parallel_ok(g):
+    """Run the outer loop on several threads?  Only for big loops, and only if
+    no two iterations of it update the same accumulator other than by a
+    scalar sum or product (which Numba's ``prange`` turns into a reduction)."""
+    from functad.config import config
+    threshold = config.jit_parallel_threshold
+    if not threshold or not g.shape or int(np.prod(g.shape)) < threshold:
+        return False
+    for e in g.members:
+        out = e.outvars[0]
+        if out in g.reduced:
+            axes = e.params["axes"]
+            scalar_ok = not out.aval.shape and e.primitive.name in ("reduce_sum", "reduce_prod")
+            if not scalar_ok and 0 in axes:
+                return False
+    return True
 
 
 def _emit_group(b, g, escapes, producer):
@@ -569,8 +591,10 @@ def _emit_group(b, g, escapes, producer):
                 b.emit(f"{acc} = {init}")
         elif out in escapes and rank:
             b.emit(f"{b.name(out)} = np.empty({shape}, {dtype_expr(dt)})")
+    outer = "prange" if _parallel_ok(g) else "range"
+    b.parallel = b.parallel or outer == "prange"
     for k, n in enumerate(shape):
-        b.emit(f"for {idx[k]} in range({n}):")
+        b.emit(f"for {idx[k]} in {outer if k == 0 else 'range'}({n}):")
         b.indent += 1
     for e in g.members:
         out = e.outvars[0]

@@ -210,6 +210,20 @@ def test_inputs_are_coerced_to_the_compiled_types():
     assert_tree_same(f(np.asfortranarray(x), 3.0), x * 3)
 
 
+def test_big_loops_run_on_threads_small_ones_do_not():
+    x = np.linspace(-2, 2, 4 * 64).reshape(4, 64)
+    f = lambda x: (fnp.sum(fnp.sin(x) ** 2), fnp.tanh(x) * 2, fnp.max(x, axis=1))  # noqa: E731
+    with fd.config.override(jit_parallel_threshold=128):
+        low = fd.jit(f).lower(x)
+        # the max over axis 1 keeps axis 0 (one row per iteration): still parallel
+        assert low.numba_source.count("prange") == 1 and low.program.lower().parallel
+        assert_jit_numba(f, x)
+    assert "prange" not in fd.jit(f).lower(x).numba_source   # default threshold: 2**18
+    with fd.config.override(jit_parallel_threshold=128):
+        g = lambda x: fnp.max(x, axis=0)  # noqa: E731  (iterations would race on a row)
+        assert "prange" not in fd.jit(g).lower(x).numba_source
+
+
 # --------------------------------------------------------------------------
 # Tiers and errors
 # --------------------------------------------------------------------------
@@ -311,3 +325,57 @@ def test_disk_cache_is_reused_across_processes_and_survives_corruption(tmp_path)
     assert "could not be read" in err and "recompiling" in err
     v4, disk4, _ = _child(tmp_path)          # the entry was rewritten
     assert v4 == v1 and disk4
+
+
+# --------------------------------------------------------------------------
+# Hypothesis-generated compositions (fusion across ops, views and reductions)
+# --------------------------------------------------------------------------
+
+_UNARY_OPS = [fnp.sin, fnp.tanh, fnp.exp, lambda v: fnp.log1p(fnp.abs(v)), fnp.negative,
+              lambda v: v ** 2, lambda v: fnp.sqrt(fnp.abs(v) + 1), fd.nn.relu, fd.nn.sigmoid]
+_BINARY_OPS = [fnp.add, fnp.subtract, fnp.multiply, fnp.maximum,
+               lambda a, b: a / (1 + b * b), lambda a, b: fnp.where(a > b, a, b * 0.5)]
+
+
+@st.composite
+def _programs(draw):
+    """A random straight-line program over x (3, 4) and y (4,): a list of steps."""
+    steps = []
+    for _ in range(draw(st.integers(2, 7))):
+        kind = draw(st.sampled_from(["unary", "binary", "reduce", "bcast", "transpose"]))
+        steps.append((kind, draw(st.integers(0, 8)), draw(st.integers(0, 8))))
+    return steps
+
+
+def _run(steps, x, y):
+    vals = [x, y]
+    for kind, i, j in steps:
+        a, b = vals[i % len(vals)], vals[j % len(vals)]
+        if kind == "unary":
+            vals.append(_UNARY_OPS[j % len(_UNARY_OPS)](a))
+        elif kind == "binary":
+            if fnp.ndim(a) < fnp.ndim(b):
+                a, b = b, a
+            if fnp.shape(b) not in [(), fnp.shape(a), fnp.shape(a)[-1:]]:
+                b = fnp.sum(b)
+            vals.append(_BINARY_OPS[j % len(_BINARY_OPS)](a, b))
+        elif kind == "reduce":
+            axis = None if fnp.ndim(a) < 2 or j % 3 == 0 else j % 2
+            vals.append((fnp.sum, fnp.max, fnp.mean)[i % 3](a, axis=axis))
+        elif kind == "bcast":
+            vals.append(fnp.broadcast_to(a, (3, 4)) if fnp.shape(a) in [(), (4,), (3, 4)]
+                        else a)
+        else:
+            vals.append(a.T if fnp.ndim(a) == 2 else a)
+    return [fnp.sum(v) for v in vals[2:]] + [vals[-1]]
+
+
+@settings(max_examples=8, deadline=None)
+@given(steps=_programs(), dtype=st.sampled_from([np.float32, np.float64]))
+def test_random_compositions_jit_equals_eager(steps, dtype):
+    rng = np.random.default_rng(len(steps))
+    x = rng.normal(size=(3, 4)).astype(dtype)
+    y = rng.normal(size=4).astype(dtype)
+    assert_jit_numba(lambda x, y: _run(steps, x, y), x, y, tol32=2e-5, tol64=1e-11)
+    assert_jit_numba(fd.grad(lambda x, y: fnp.sum(_run(steps, x, y)[-1])), x, y,
+                     tol32=2e-5, tol64=1e-11)
