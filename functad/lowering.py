@@ -58,6 +58,7 @@ def program(a0):
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 
 import numpy as np
@@ -65,7 +66,7 @@ import numpy as np
 from functad import core
 from functad.core import ClosedJaxpr, Literal, Var
 
-__all__ = ["lower_jaxpr", "LoweredProgram", "RuleContext", "LoweringError", "dtype_expr",
+__all__ = ["lower_jaxpr", "emit_jaxpr", "LoweredProgram", "RuleContext", "LoweringError", "dtype_expr",
            "literal_expr", "cast_expr", "REDUCTIONS", "VIEWS"]
 
 
@@ -147,6 +148,19 @@ class RuleContext:
 
     def fresh(self, prefix="t") -> str:
         return self._b.fresh(prefix)
+
+    def emit_jaxpr(self, closed, in_exprs):
+        """Emit a sub-jaxpr inline (control flow); returns its output expressions."""
+        return emit_jaxpr(self._b, closed, in_exprs)
+
+    @contextlib.contextmanager
+    def block(self):
+        """Indent what is emitted inside (the body of an ``if``/``for``/``while``)."""
+        self._b.indent += 1
+        try:
+            yield
+        finally:
+            self._b.indent -= 1
 
     def rt(self, name: str) -> str:
         """A helper of :mod:`functad.numba_runtime`, by name."""
@@ -411,6 +425,12 @@ class _Builder:
         self._counter = itertools.count()
         self.uses_runtime = False
         self.parallel = False
+        self.consts = []            # (argument name, value, aval) after the inputs
+
+    def add_const(self, value, aval):
+        name = f"c{len(self.consts)}"
+        self.consts.append((name, value, aval))
+        return name
 
     def fresh(self, prefix="t"):
         return f"{prefix}{next(self._counter)}"
@@ -459,18 +479,39 @@ class LoweredProgram:
 
 def lower_jaxpr(closed: ClosedJaxpr) -> LoweredProgram:
     """Lower ``closed`` to the source of one Numba function; see the module doc."""
-    invars, constvars, consts, eqns, outvars = _flatten(closed)
-    items, producer = _partition(eqns, outvars)
     b = _Builder()
-    args = []
-    for i, v in enumerate(invars):
-        b.names[v] = f"a{i}"
-        args.append(f"a{i}")
-    for i, v in enumerate(constvars):
-        b.names[v] = f"c{i}"
-        args.append(f"c{i}")
+    args = [f"a{i}" for i in range(len(closed.jaxpr.invars))]
+    rets = emit_jaxpr(b, closed, args)
+    b.emit(f"return ({''.join(r + ', ' for r in rets)})")
+    args += [name for name, _, _ in b.consts]
+    src = f"def program({', '.join(args)}):\n" + "\n".join(b.lines) + "\n"
+    return LoweredProgram(src, [c for _, c, _ in b.consts], list(closed.in_avals),
+                          [a for _, _, a in b.consts], list(closed.out_avals),
+                          b.uses_runtime, b.parallel)
 
-    # Which values computed in a loop are needed outside it?
+
+def emit_jaxpr(b, closed: ClosedJaxpr, in_exprs):
+    """Emit the code of ``closed`` at the builder's current indentation, with
+    its inputs bound to ``in_exprs`` (array names, or scalar expressions for
+    rank-0 inputs); returns the expressions of its outputs.  Its constants
+    become arguments of the program."""
+    invars, constvars, consts, eqns, outvars = _flatten(closed)
+    for v, e in zip(invars, in_exprs):
+        b.names[v] = e
+    for v, c in zip(constvars, consts):
+        b.names[v] = b.add_const(c, v.aval)
+    items, producer = _partition(eqns, outvars)
+    escapes = _escapes(items, producer, outvars)
+    for kind, what in items:
+        if kind == "group":
+            _emit_group(b, what, escapes, producer)
+        else:
+            _emit_eqn(b, what)
+    return [b.atom(v) for v in outvars]
+
+
+def _escapes(items, producer, outvars):
+    """The values computed in a fused loop that are needed outside it."""
     owner = {}
     for kind, what in items:
         if kind == "group":
@@ -484,27 +525,15 @@ def lower_jaxpr(closed: ClosedJaxpr) -> LoweredProgram:
             for a in e.inputs:
                 if type(a) is Literal:
                     continue
-                base = a
-                while type(base) is not Literal and producer.get(base, ("",))[0] == "view" \
-                        and kind == "group":
-                    base = producer[base][1].inputs[0]
-                if type(base) is not Literal and base in owner and owner[base] is not what:
-                    escapes.add(base)
-                if type(a) is not Literal and a in owner and owner[a] is not what:
+                if a in owner and owner[a] is not what:
                     escapes.add(a)
-
-    for kind, what in items:
-        if kind == "group":
-            _emit_group(b, what, escapes, producer)
-        elif kind == "view":
-            _emit_eqn(b, what)
-        else:
-            _emit_eqn(b, what)
-    rets = [b.atom(v) for v in outvars]
-    b.emit(f"return ({''.join(r + ', ' for r in rets)})")
-    src = f"def program({', '.join(args)}):\n" + "\n".join(b.lines) + "\n"
-    return LoweredProgram(src, consts, [v.aval for v in invars], [v.aval for v in constvars],
-                          [v.aval for v in outvars], b.uses_runtime, b.parallel)
+                if kind == "group":         # a loop reads through views
+                    base = a
+                    while type(base) is not Literal and producer.get(base, ("",))[0] == "view":
+                        base = producer[base][1].inputs[0]
+                    if type(base) is not Literal and base in owner and owner[base] is not what:
+                        escapes.add(base)
+    return escapes
 
 
 def _emit_eqn(b, eqn):
