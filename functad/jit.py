@@ -91,11 +91,12 @@ def _codegen(closed: ClosedJaxpr, name="jitted"):
 
 
 def _live_eqns(jaxpr):
-    """The equations that contribute to an output (primitives are pure)."""
+    """The equations that contribute to an output, and effectful ones
+    (``prim.effectful``, e.g. printing), which are kept even without outputs."""
     live = {v for v in jaxpr.outvars if type(v) is not Literal}
     keep = []
     for eqn in reversed(jaxpr.eqns):
-        if any(v in live for v in eqn.outvars):
+        if any(v in live for v in eqn.outvars) or getattr(eqn.primitive, "effectful", False):
             keep.append(eqn)
             live.update(a for a in eqn.inputs if type(a) is not Literal)
     keep.reverse()

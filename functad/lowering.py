@@ -303,7 +303,7 @@ def _flatten(closed: ClosedJaxpr):
     live = {v for v in outvars if type(v) is not Literal}
     keep = []
     for eqn in reversed(eqns):
-        if any(v in live for v in eqn.outvars):
+        if any(v in live for v in eqn.outvars) or getattr(eqn.primitive, "effectful", False):
             keep.append(eqn)
             live.update(a for a in eqn.inputs if type(a) is not Literal)
     keep.reverse()
