@@ -101,6 +101,56 @@ def _dce(jaxpr):
     return Jaxpr(jaxpr.constvars, jaxpr.invars, jaxpr.outvars, keep)
 
 
+_RUNNERS: dict = {}
+_MAX_RUNNERS = 2048
+
+
+def _runner(closed):
+    """A Python function running ``closed`` by calling each primitive's NumPy
+    ``impl`` in turn (generated once per jaxpr, like ``jit``'s NumPy
+    executor): loop bodies run once per iteration, so they skip the
+    interpreter's dispatch.  Cached by identity; the value keeps the jaxpr
+    alive so that its id is not reused."""
+    hit = _RUNNERS.get(id(closed))
+    if hit is not None and hit[0] is closed:
+        return hit[1]
+    jaxpr = _dce(closed.jaxpr)
+    ns, names = {}, {}
+    for i, (v, c) in enumerate(zip(jaxpr.constvars, closed.consts)):
+        ns[f"c{i}"] = c
+        names[v] = f"c{i}"
+    args = []
+    for i, v in enumerate(jaxpr.invars):
+        names[v] = f"a{i}"
+        args.append(f"a{i}")
+
+    def atom(a):
+        if type(a) is Literal:
+            k = f"l{len(ns)}"
+            ns[k] = a.val
+            return k
+        return names[a]
+    lines = [f"def run({', '.join(args)}):"]
+    for j, eqn in enumerate(jaxpr.eqns):
+        ns[f"p{j}"] = eqn.primitive.impl
+        ins = [atom(a) for a in eqn.inputs]
+        if eqn.params:
+            ns[f"k{j}"] = eqn.params
+            ins.append(f"**k{j}")
+        outs = []
+        for v in eqn.outvars:
+            names[v] = f"t{len(names)}"
+            outs.append(names[v])
+        lhs = (", ".join(outs) + ",") if eqn.primitive.multiple_results else outs[0]
+        lines.append(f"    {lhs if outs else '_'} = p{j}({', '.join(ins)})")
+    lines.append(f"    return [{', '.join(atom(v) for v in jaxpr.outvars)}]")
+    exec(compile("\n".join(lines) + "\n", "<functad control-flow body>", "exec"), ns)  # noqa: S102
+    if len(_RUNNERS) >= _MAX_RUNNERS:
+        _RUNNERS.clear()
+    _RUNNERS[id(closed)] = (closed, ns["run"])
+    return ns["run"]
+
+
 def _same(a, b):
     return a.shape == b.shape and a.dtype == b.dtype
 
@@ -341,7 +391,7 @@ def _clamp_index(i, n):
 
 def _cond_impl(index, *ops, branches, linear):
     b = branches[_clamp_index(index, len(branches))]
-    return eval_jaxpr(b.jaxpr, b.consts, *ops)
+    return [np.asarray(o, a.dtype) for o, a in zip(_runner(b)(*ops), b.out_avals)]
 
 
 def _cond_abstract_eval(index, *ops, branches, linear):
@@ -646,9 +696,9 @@ def _while_impl(*args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
     cc = args[:cond_nconsts]
     bc = args[cond_nconsts:cond_nconsts + body_nconsts]
     carry = list(args[cond_nconsts + body_nconsts:])
-    cj, cconsts, bj, bconsts = cond_jaxpr.jaxpr, cond_jaxpr.consts, body_jaxpr.jaxpr, body_jaxpr.consts
-    while eval_jaxpr(cj, cconsts, *cc, *carry)[0]:
-        carry = eval_jaxpr(bj, bconsts, *bc, *carry)
+    cond_fun, body_fun = _runner(cond_jaxpr), _runner(body_jaxpr)
+    while cond_fun(*cc, *carry)[0]:
+        carry = body_fun(*bc, *carry)
     avals = body_jaxpr.out_avals
     return [np.asarray(c, a.dtype) for c, a in zip(carry, avals)]
 
@@ -850,9 +900,9 @@ def _scan_impl(*args, jaxpr, num_consts, num_carry, length, reverse, unroll, lin
     xs = [core.to_numpy(x) for x in args[num_consts + num_carry:]]
     y_avals = jaxpr.out_avals[num_carry:]
     ys = [np.empty((length,) + a.shape, a.dtype) for a in y_avals]
-    j, jc = jaxpr.jaxpr, jaxpr.consts
+    body = _runner(jaxpr)
     for i in (range(length - 1, -1, -1) if reverse else range(length)):
-        outs = eval_jaxpr(j, jc, *consts, *carry, *[x[i] for x in xs])
+        outs = body(*consts, *carry, *[x[i] for x in xs])
         carry = outs[:num_carry]
         for y, o in zip(ys, outs[num_carry:]):
             y[i] = o
