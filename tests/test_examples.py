@@ -66,3 +66,21 @@ def test_per_example_gradients():
     losses = [float(v) for v in re.findall(r"loss (\d\.\d+)", out)]
     assert losses[0] == pytest.approx(0.69314718, abs=1e-4) and losses[-1] < 0.3
     assert float(re.search(r"accuracy after clipped SGD: ([\d.]+)", out).group(1)) > 0.8
+
+
+def test_newton():
+    out = run_example("newton.py")
+    assert re.search(r"start \[-1\.2\s+1\. \]: 7 Newton steps -> p = \[1\. 1\.\]", out)
+    assert "Python-loop reference: 7 steps" in out
+    assert "staged as one 'while' primitive" in out
+    steps = [int(k) for k in re.findall(r"-> +(\d+) steps, p = \[1\. 1\.\]", out)]
+    assert len(steps) == 5 and len(set(steps)) > 2
+
+
+def test_rnn_scan():
+    out = run_example("rnn_scan.py")
+    assert float(re.search(r"unrolled loop: max \|difference\| = (\S+)", out).group(1)) <= 1e-10
+    m = re.search(r"test loss ([\d.]+) -> ([\d.]+) \(predicting zeros: ([\d.]+)\)", out)
+    first, final, zeros = map(float, m.groups())
+    assert final < 0.1 * zeros and final < first
+    assert "traced 1 time(s)" in out
