@@ -90,11 +90,12 @@ def _reorder(closed, in_perm=None, out_perm=None):
 
 
 def _dce(jaxpr):
-    """Drop the equations that no output depends on (primitives are pure)."""
+    """Drop the equations that no output depends on, except effectful ones
+    (``prim.effectful``, e.g. printing)."""
     live = {v for v in jaxpr.outvars if type(v) is Var}
     keep = []
     for eqn in reversed(jaxpr.eqns):
-        if any(v in live for v in eqn.outvars):
+        if any(v in live for v in eqn.outvars) or getattr(eqn.primitive, "effectful", False):
             keep.append(eqn)
             live.update(a for a in eqn.inputs if type(a) is Var)
     keep.reverse()
