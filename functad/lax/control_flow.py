@@ -71,8 +71,9 @@ def _trace(fn, avals, name):
     """Stage ``fn`` (flat in, flat out) on ``avals``.  Internal traces evaluate
     jaxprs whose constants are concrete, so the result closes over no tracer."""
     closed = core.trace_to_jaxpr(fn, list(avals), name)
-    assert not any(isinstance(c, Tracer) for c in closed.consts), \
-        f"functad internal error: {name} closed over a tracer"
+    if any(isinstance(c, Tracer) for c in closed.consts):
+        raise NotImplementedError(f"functad internal error: {name} closed over a traced value "
+                                  "(a rule inside a loop body captured an outer tracer)")
     return closed
 
 
@@ -237,8 +238,9 @@ def _linearize_closed(closed, nz_in, instantiate):
         finally:
             pe.alive = False
         res = [i for i, c in enumerate(consts) if isinstance(c, Tracer)]
-        for i in res:
-            assert consts[i]._trace is known, "functad internal error: foreign residual"
+        if any(consts[i]._trace is not known for i in res):
+            raise NotImplementedError("functad internal error: a loop body's derivative uses "
+                                      "a traced value from outside the body")
         other = [i for i in range(len(consts)) if i not in set(res)]
         r.lin = Jaxpr([lin.constvars[i] for i in other],
                       [lin.constvars[i] for i in res] + lin.invars, lin.outvars, lin.eqns)
@@ -595,17 +597,13 @@ def _join_branch_outputs(closeds, trees, paths, what, names):
 def _switch(index, branches, operands, what, names):
     leaves, in_tree = tu.tree_flatten(tuple(operands))
     avals = [aval_of(x) for x in leaves]
-    traced = [_trace_user(b, in_tree, avals, f"{what} branch") for b in branches]
+    traced = [_trace_user(b, in_tree, avals, n) for b, n in zip(branches, names)]
     closeds, consts = [], []
     # each branch's constants become operands; every branch takes all of them
-    n_consts = [len(t[1]) for t in traced]
     for k, (c, cs, _, _) in enumerate(traced):
         j = c.jaxpr
-        before = builtins.sum(n_consts[:k])
-        after = builtins.sum(n_consts[k + 1:])
         pre = [Var(aval_of(x)) for t in traced[:k] for x in t[1]]
         post = [Var(aval_of(x)) for t in traced[k + 1:] for x in t[1]]
-        assert len(pre) == before and len(post) == after
         invars = pre + j.invars[:len(cs)] + post + j.invars[len(cs):]
         closeds.append(ClosedJaxpr(Jaxpr(j.constvars, invars, j.outvars, j.eqns), c.consts))
         consts += cs
@@ -1064,7 +1062,7 @@ def _scan_linearize(primals, tangents, c_nz, carry_nz, x_nz, jaxpr, num_consts, 
         else:
             rx_vars.append(lv)
             rx_vals.append(next(it_st))
-    nt_c, nt_carry, nt_x = builtins.sum(c_nz), builtins.sum(carry_nz), builtins.sum(x_nz)
+    nt_c, nt_carry = builtins.sum(c_nz), builtins.sum(carry_nz)
     tc_vars = t_vars[:nt_c]
     tcar_vars = t_vars[nt_c:nt_c + nt_carry]
     tx_vars = t_vars[nt_c + nt_carry:]
