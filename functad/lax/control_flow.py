@@ -105,17 +105,41 @@ def _dce(jaxpr):
 
 _RUNNERS: dict = {}
 _MAX_RUNNERS = 2048
+_COMPILE_AFTER = 16     # iterations: below this, generating code costs more than it saves
 
 
-def _runner(closed):
-    """A Python function running ``closed`` by calling each primitive's NumPy
-    ``impl`` in turn (generated once per jaxpr, like ``jit``'s NumPy
-    executor): loop bodies run once per iteration, so they skip the
-    interpreter's dispatch.  Cached by identity; the value keeps the jaxpr
-    alive so that its id is not reused."""
+def _direct(closed):
+    """A function running ``closed`` by calling each primitive's NumPy
+    ``impl`` directly (no interpreter dispatch, no code generation)."""
+    j = closed.jaxpr
+    eqns = [(e.primitive.impl, e.inputs, e.outvars, e.params, e.primitive.multiple_results)
+            for e in _dce(j).eqns]
+    start = dict(zip(j.constvars, closed.consts))
+
+    def run(*args):
+        env = dict(start)
+        env.update(zip(j.invars, args))
+        for impl, inputs, outvars, params, multiple in eqns:
+            out = impl(*[a.val if type(a) is Literal else env[a] for a in inputs], **params)
+            if multiple:
+                env.update(zip(outvars, out))
+            else:
+                env[outvars[0]] = out
+        return [a.val if type(a) is Literal else env[a] for a in j.outvars]
+    return run
+
+
+def _runner(closed, calls=_COMPILE_AFTER):
+    """A function running ``closed`` with NumPy, for a loop body about to run
+    ``calls`` times.  For many calls it is generated Python source calling
+    each primitive's ``impl`` in turn (like ``jit``'s NumPy executor), cached
+    by the jaxpr's identity (the value keeps the jaxpr alive so that its id is
+    not reused); for a few, :func:`_direct`."""
     hit = _RUNNERS.get(id(closed))
     if hit is not None and hit[0] is closed:
         return hit[1]
+    if calls < _COMPILE_AFTER:
+        return _direct(closed)
     jaxpr = _dce(closed.jaxpr)
     ns, names = {}, {}
     for i, (v, c) in enumerate(zip(jaxpr.constvars, closed.consts)):
@@ -394,7 +418,7 @@ def _clamp_index(i, n):
 
 def _cond_impl(index, *ops, branches, linear):
     b = branches[_clamp_index(index, len(branches))]
-    return [np.asarray(o, a.dtype) for o, a in zip(_runner(b)(*ops), b.out_avals)]
+    return [np.asarray(o, a.dtype) for o, a in zip(_runner(b, 1)(*ops), b.out_avals)]
 
 
 def _cond_abstract_eval(index, *ops, branches, linear):
@@ -695,9 +719,13 @@ def _while_impl(*args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
     cc = args[:cond_nconsts]
     bc = args[cond_nconsts:cond_nconsts + body_nconsts]
     carry = list(args[cond_nconsts + body_nconsts:])
-    cond_fun, body_fun = _runner(cond_jaxpr), _runner(body_jaxpr)
+    cond_fun, body_fun = _runner(cond_jaxpr, 0), _runner(body_jaxpr, 0)
+    n = 0
     while cond_fun(*cc, *carry)[0]:
         carry = body_fun(*bc, *carry)
+        n += 1
+        if n == _COMPILE_AFTER:         # a long loop: generate code for the rest
+            cond_fun, body_fun = _runner(cond_jaxpr), _runner(body_jaxpr)
     avals = body_jaxpr.out_avals
     return [np.asarray(c, a.dtype) for c, a in zip(carry, avals)]
 
@@ -899,7 +927,7 @@ def _scan_impl(*args, jaxpr, num_consts, num_carry, length, reverse, unroll, lin
     xs = [core.to_numpy(x) for x in args[num_consts + num_carry:]]
     y_avals = jaxpr.out_avals[num_carry:]
     ys = [np.empty((length,) + a.shape, a.dtype) for a in y_avals]
-    body = _runner(jaxpr)
+    body = _runner(jaxpr, length)
     for i in (range(length - 1, -1, -1) if reverse else range(length)):
         outs = body(*consts, *carry, *[x[i] for x in xs])
         carry = outs[:num_carry]
