@@ -418,6 +418,13 @@ def test_while_matches_loop_with_jvp_jacfwd_and_jit(limit, ndim, seed):
     close(f_jvp(t), fd.jvp(f_ref, (x,), (t,))[1])
 
 
+def test_while_forward_mode_to_order_2():
+    f = lambda x: collatz_like(x, 4)[1]       # noqa: E731
+    x = np.array([0.2, 0.4])
+    check_grads(f, (x,), order=2, modes=("fwd",))
+    close(fd.jacfwd(fd.jacfwd(f))(x), fd.jacfwd(fd.jacfwd(lambda x: collatz_loop(x, 4)[1]))(x))
+
+
 def test_while_reverse_mode_raises_the_jax_error():
     f = lambda x: collatz_like(x, 5)[1]       # noqa: E731
     for transform in (fd.grad, fd.jacrev, lambda g: fd.jit(fd.grad(g))):
