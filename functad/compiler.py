@@ -117,7 +117,10 @@ def _forget_cache_entry(directory, modname):
 
 def _dispatcher(lowered):
     """The Numba dispatcher of ``lowered``, from memory, disk or a fresh compile."""
-    runtime = "from functad import numba_runtime as _rt" if lowered.uses_runtime else ""
+    runtime = "\n".join(
+        line for line, used in [("from functad import numba_runtime as _rt", lowered.uses_runtime),
+                                ("from functad import numba_math as _vm", lowered.uses_vmath)]
+        if used)
     text = _HEADER.format(runtime=runtime) + lowered.source
     sig = tuple(_numba_type(a) for a in list(lowered.in_avals) + list(lowered.const_avals))
     key = hashlib.sha256((text + repr(sig) + _versions()).encode()).hexdigest()[:32]

@@ -520,7 +520,7 @@ class JittedFunction:
         def program(a0):
             v0 = np.empty((3,), np.float64)
             for i0 in range(3):
-                v1 = np.float64(np.exp(a0[i0]))
+                v1 = _vm.exp_f64(a0[i0])
                 v2 = np.float64((v1) + (np.float64(1.0)))
                 v0[i0] = v2
             return (v0, )

@@ -167,6 +167,11 @@ class RuleContext:
         self._b.uses_runtime = True
         return f"_rt.{name}"
 
+    def vm(self, name: str) -> str:
+        """A vectorizable function of :mod:`functad.numba_math`, by name."""
+        self._b.uses_vmath = True
+        return f"_vm.{name}"
+
     dtype = staticmethod(dtype_expr)
     literal = staticmethod(literal_expr)
     cast = staticmethod(cast_expr)
@@ -424,6 +429,7 @@ class _Builder:
         self.names = {}
         self._counter = itertools.count()
         self.uses_runtime = False
+        self.uses_vmath = False
         self.parallel = False
         self.consts = []            # (argument name, value, aval) after the inputs
 
@@ -458,14 +464,16 @@ class LoweredProgram:
 
     ``source`` defines ``program(inputs..., consts...)`` returning a tuple of
     the outputs (scalars for rank-0 outputs); ``consts`` are the values to
-    pass after the inputs; ``parallel`` whether it uses ``prange`` (compile
+    pass after the inputs; ``uses_vmath`` whether it calls
+    :mod:`functad.numba_math` as ``_vm``; ``parallel`` whether it uses ``prange`` (compile
     with ``parallel=True``); ``uses_runtime`` says whether it refers to
     :mod:`functad.numba_runtime` as ``_rt``.
     """
 
     def __init__(self, source, consts, in_avals, const_avals, out_avals, uses_runtime,
-                 parallel=False):
+                 parallel=False, uses_vmath=False):
         self.parallel = parallel
+        self.uses_vmath = uses_vmath
         self.source = source
         self.consts = consts
         self.in_avals = in_avals
@@ -487,7 +495,7 @@ def lower_jaxpr(closed: ClosedJaxpr) -> LoweredProgram:
     src = f"def program({', '.join(args)}):\n" + "\n".join(b.lines) + "\n"
     return LoweredProgram(src, [c for _, c, _ in b.consts], list(closed.in_avals),
                           [a for _, _, a in b.consts], list(closed.out_avals),
-                          b.uses_runtime, b.parallel)
+                          b.uses_runtime, b.parallel, b.uses_vmath)
 
 
 def emit_jaxpr(b, closed: ClosedJaxpr, in_exprs):

@@ -359,6 +359,10 @@ _ad._ew = sys.modules[__name__]
 # --------------------------------------------------------------------------
 
 _PREDICATES = {"isnan", "isinf", "isfinite"}
+# float32/float64 exp, expm1, log, tanh, logistic: functad.numba_math (kept as a
+# table of names here so that importing functad does not import Numba)
+_VECTOR_FUNCTIONS = {name: {"float64": f"{name}_f64", "float32": f"{name}_f32"}
+                     for name in ["exp", "expm1", "log", "tanh", "logistic"]}
 _BOOL_EXPRS = {"bitwise_not": "not ({0})"}     # NumPy's invert of a bool is logical not
 
 
@@ -386,6 +390,9 @@ def _elementwise_lowering(prim):
         opd = _operand_dtype(name, ctx.in_avals, out)
         if opd is not None:
             xs = [ctx.cast(x, a.dtype, opd) for x, a in zip(xs, ctx.in_avals)]
+        vector = _VECTOR_FUNCTIONS.get(name, {}).get(out.name)
+        if vector is not None:          # a version LLVM can vectorize in a fused loop
+            return f"{ctx.vm(vector)}({xs[0]})"
         result = expr.format(*xs)
         return result if out.kind == "b" else f"{ctx.dtype(out)}({result})"
     return lower
