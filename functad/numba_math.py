@@ -24,9 +24,9 @@ operands still use NumPy's scalar functions.
 
 >>> import numpy as np
 >>> from functad import numba_math as vm
->>> abs(vm.exp_f64(1.0) - np.exp(1.0)) <= np.spacing(np.exp(1.0))
+>>> bool(abs(vm.exp_f64(1.0) - np.exp(1.0)) <= np.spacing(np.exp(1.0)))
 True
->>> vm.tanh_f32(np.float32(0.5)) == np.float32(np.tanh(0.5))
+>>> bool(np.float32(vm.tanh_f32(np.float32(0.5))) == np.float32(np.tanh(0.5)))
 True
 """
 
