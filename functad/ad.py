@@ -965,6 +965,13 @@ def _custom_lin_impl(*args, num_res, bwd, out_avals, name):
 
 
 custom_lin_p.impl = _custom_lin_impl
+
+
+def _custom_lin_lower(ctx, *args, num_res, bwd, out_avals, name):
+    _custom_lin_impl(name=name, num_res=num_res, bwd=bwd, out_avals=out_avals)  # raises
+
+
+custom_lin_p.lower = _custom_lin_lower      # compiled, it fails as it does eagerly
 custom_lin_p.abstract_eval = lambda *avals, num_res, bwd, out_avals, name: list(out_avals)
 
 

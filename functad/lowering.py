@@ -258,6 +258,8 @@ VIEWS = {
 _WIDENED = {"reduce_sum", "reduce_prod"}   # float32 sums accumulate in float64
 _IDENTITY_PRIMS = {"stop_gradient"}          # lowered as the identity
 _INLINE_PRIMS = {"jit_call", "custom_jvp_call", "custom_vjp_call"}
+# primitives lowered by this module itself rather than by a ``lower`` rule
+STRUCTURAL = frozenset(_INLINE_PRIMS | _IDENTITY_PRIMS)
 
 
 def _inline_body(eqn, in_avals):
