@@ -49,6 +49,7 @@ import numpy as np
 
 from functad import core
 from functad import tree_util as tu
+from functad.config import config
 from functad.ad import UndefinedPrimal, backward_pass, jvp_flat, zeros_like_aval
 from functad.batching import BatchInterpreter, BatchTracer, moveaxis
 from functad.core import (ClosedJaxpr, Jaxpr, Literal, Primitive, StagingInterpreter, Tracer,
@@ -134,7 +135,10 @@ def _runner(closed, calls=_COMPILE_AFTER):
     ``calls`` times.  For many calls it is generated Python source calling
     each primitive's ``impl`` in turn (like ``jit``'s NumPy executor), cached
     by the jaxpr's identity (the value keeps the jaxpr alive so that its id is
-    not reused); for a few, :func:`_direct`."""
+    not reused); for a few, :func:`_direct`.  Under ``config.debug_nans`` the
+    body runs through the eval interpreter, so that each primitive is checked."""
+    if getattr(config, "debug_nans", False):
+        return _evaluator(closed)
     hit = _RUNNERS.get(id(closed))
     if hit is not None and hit[0] is closed:
         return hit[1]
