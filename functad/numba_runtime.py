@@ -53,3 +53,133 @@ def erfinv(y):
         err = math.erf(x) - y
         x -= err / (2.0 / math.sqrt(math.pi) * math.exp(-x * x))
     return x
+
+
+# --------------------------------------------------------------------------
+# lax.sorting: sort and searchsorted.  sort's rule hands over each operand as
+# a C-contiguous (before, axis, after) array and sorts a permutation, one
+# stable merge sort per key; NaN sorts last (after +inf), as in NumPy.
+# --------------------------------------------------------------------------
+
+@_jit
+def sort_less(a, b):
+    """``a < b`` in NumPy's sort order: NaN is larger than everything else."""
+    return a < b or (b != b and a == a)
+
+
+@_jit
+def _stable_argsort(keys, order, tmp):
+    """``order`` := the stable ascending argsort of the 1-d ``keys`` (NaN
+    last): insertion sort of runs of 16, then bottom-up merges (``tmp`` is
+    scratch of the same length)."""
+    n = keys.shape[0]
+    for i in range(n):
+        order[i] = i
+    run = 16
+    for lo in range(0, n, run):
+        hi = min(lo + run, n)
+        for i in range(lo + 1, hi):
+            o = order[i]
+            k = keys[o]
+            j = i
+            while j > lo and sort_less(k, keys[order[j - 1]]):
+                order[j] = order[j - 1]
+                j -= 1
+            order[j] = o
+    src, dst = order, tmp
+    flipped = False
+    width = run
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid = min(lo + width, n)
+            hi = min(lo + 2 * width, n)
+            i, j, k = lo, mid, lo
+            while i < mid and j < hi:
+                if sort_less(keys[src[j]], keys[src[i]]):    # strictly less: stable
+                    dst[k] = src[j]
+                    j += 1
+                else:
+                    dst[k] = src[i]
+                    i += 1
+                k += 1
+            while i < mid:
+                dst[k] = src[i]
+                i += 1
+                k += 1
+            while j < hi:
+                dst[k] = src[j]
+                j += 1
+                k += 1
+        src, dst = dst, src
+        flipped = not flipped
+        width *= 2
+    if flipped:
+        for i in range(n):
+            order[i] = src[i]
+
+
+@_jit
+def sort_iota3(pre, n, post):
+    """The identity permutation, ``out[i, j, k] = j``, of shape (pre, n, post)."""
+    out = np.empty((pre, n, post), np.int64)
+    for i in range(pre):
+        for j in range(n):
+            for k in range(post):
+                out[i, j, k] = j
+    return out
+
+
+@_jit
+def sort_perm3(keys, perm):
+    """``perm`` (int64, keys' shape) refined by a stable sort of ``keys`` along
+    axis 1: the new ``perm[i, :, k]`` lists ``perm[i, :, k]`` ordered by
+    ``keys[i, perm[i, j, k], k]``, equal keys keeping their order."""
+    pre, n, post = keys.shape
+    out = np.empty((pre, n, post), np.int64)
+    buf = np.empty(n, keys.dtype)
+    order = np.empty(n, np.int64)
+    tmp = np.empty(n, np.int64)
+    for i in range(pre):
+        for k in range(post):
+            for j in range(n):
+                buf[j] = keys[i, perm[i, j, k], k]
+            _stable_argsort(buf, order, tmp)
+            for j in range(n):
+                out[i, j, k] = perm[i, order[j], k]
+    return out
+
+
+@_jit
+def sort_take3(x, perm):
+    """``x`` gathered along axis 1 with ``perm``: ``out[i, j, k] = x[i, perm[i, j, k], k]``."""
+    pre, n, post = x.shape
+    out = np.empty((pre, n, post), x.dtype)
+    for i in range(pre):
+        for j in range(n):
+            for k in range(post):
+                out[i, j, k] = x[i, perm[i, j, k], k]
+    return out
+
+
+@_jit
+def searchsorted_one(a, v, right):
+    """Insertion index (int64) of ``v`` into the ascending 1-d ``a``: before
+    equal elements (left) or after them (``right``), in sort order (NaN last)."""
+    lo = 0
+    hi = a.shape[0]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if (not sort_less(v, a[mid])) if right else sort_less(a[mid], v):
+            lo = mid + 1
+        else:
+            hi = mid
+    return np.int64(lo)
+
+
+@_jit
+def searchsorted(a, v, right):
+    """:func:`searchsorted_one` for each element of the 1-d ``v``."""
+    out = np.empty(v.shape[0], np.int64)
+    for i in range(v.shape[0]):
+        out[i] = searchsorted_one(a, v[i], right)
+    return out

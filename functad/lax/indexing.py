@@ -648,3 +648,223 @@ def scatter(operand, values, *arrays, indexer, mode="set", oob="drop"):
     if not isinstance(indexer, Indexer):
         indexer = Indexer(indexer)
     return scatter_p.bind(operand, values, *arrays, indexer=indexer, mode=mode, oob=oob)
+
+
+# --------------------------------------------------------------------------
+# Numba lowering (jit's compiled tier)
+# --------------------------------------------------------------------------
+#
+# A gather without index arrays is a view (NumPy basic indexing, which Numba
+# supports: slices, integers, None).  Any other gather, and every scatter, is
+# a loop nest emitted into the program, over the indexed shape (the gather's
+# output, the scatter's updates) in C order; each operand dimension's index is
+# a static integer, a slice position, or an index-array element (read through
+# NumPy broadcasting) wrapped once if negative and then clamped (oob="clip",
+# a non-empty dimension) or flagged out of bounds (read as zero / the update
+# dropped), exactly as ``_numpy_index`` does.  Each index is computed in the
+# outermost loop it depends on.  Scatter updates are applied in C order of
+# the indexed shape, so with repeated indices the last "set" wins and the
+# other modes accumulate in order (as ``ufunc.at``).
+
+def _index_plan(indexer, shape, array_shapes):
+    """``(b_shape, b_axes, dims)``: the broadcast index shape, the output axes
+    it occupies, and per operand dimension ``("s", out_axis, start, step)``,
+    ``("c", k)`` or ``("a", j)`` (the placement rule of :func:`gather_shape`)."""
+    has_arrays = any(e[0] == "a" for e in indexer)
+    adv = _advanced(list(indexer))
+    b_shape = tuple(np.broadcast_shapes(*(array_shapes[e[1]] for e in indexer
+                                          if e[0] == "a"))) if has_arrays else ()
+    contiguous = _adjacent(adv)
+    b_axes = list(range(len(b_shape))) if adv and not contiguous else []
+    pos = len(b_axes)
+    dims = []
+    for k, e in enumerate(indexer):
+        kind = e[0]
+        if kind == "n":
+            pos += 1
+            continue
+        if kind == "e":
+            continue
+        if contiguous and k == adv[0]:
+            b_axes = list(range(pos, pos + len(b_shape)))
+            pos += len(b_shape)
+        if kind == "s":
+            dims.append(("s", pos, e[1], e[3]))
+            pos += 1
+        elif kind == "i":
+            dims.append(("c", e[1]))
+        else:
+            dims.append(("a", e[1]))
+    return b_shape, b_axes, dims
+
+
+def _indexed_loops(ctx, indexer, shape, arrays, array_avals, loop_shape, clip, body):
+    """The source of a loop nest over ``loop_shape`` (the indexed shape) that
+    computes the operand index of every element and runs ``body(idx, src, ok)``
+    innermost: ``idx`` the loop variables, ``src`` the operand index
+    expressions, ``ok`` an expression that is false when an index array is out
+    of bounds (None when every index is in bounds by construction)."""
+    b_shape, b_axes, dims = _index_plan(indexer, shape, [a.shape for a in array_avals])
+    rank = len(loop_shape)
+    idx = [ctx.fresh("j") for _ in range(rank)]
+    at_level = [[] for _ in range(rank + 1)]     # statements after opening k loops
+    src, oks = [], []
+
+    def loop_var(axis):
+        return idx[axis]
+
+    for d, spec in enumerate(dims):
+        n = shape[d]
+        if spec[0] == "c":
+            src.append(str(spec[1]))
+        elif spec[0] == "s":
+            _, axis, start, step = spec
+            term = loop_var(axis) if step == 1 else f"{step} * {loop_var(axis)}"
+            src.append(term if start == 0 else f"{start} + {term}")
+        else:
+            j = spec[1]
+            a_shape = array_avals[j].shape
+            lead = len(b_shape) - len(a_shape)
+            used = [b_axes[lead + k] for k, m in enumerate(a_shape) if m != 1]
+            read = arrays[j] if not a_shape else (
+                f"{arrays[j]}[{', '.join('0' if m == 1 else loop_var(b_axes[lead + k]) for k, m in enumerate(a_shape))}]")
+            level = max(used) + 1 if used else 0
+            r, t = ctx.fresh("r"), ctx.fresh("t")
+            # branch-free (fewer blocks for Numba to type and LLVM to optimize);
+            # unsigned indices are made int64 first (uint64 + int64 is a float)
+            stmts = [f"{r} = {f'np.int64({read})' if array_avals[j].dtype.kind == 'u' else read}"]
+            wrapped = f"{r} + {n} * ({r} < 0)"
+            if clip and n > 0:
+                stmts.append(f"{t} = min(max({wrapped}, 0), {n - 1})")
+            elif n > 0:
+                ok = ctx.fresh("ok")
+                stmts += [f"{t} = {wrapped}", f"{ok} = ({t} >= 0) & ({t} < {n})"]
+                oks.append(ok)
+            else:
+                stmts.append(f"{t} = {r}")
+                oks.append("False")
+            at_level[level].extend(stmts)
+            src.append(t)
+    lines = list(at_level[0])
+    for k in range(rank):
+        pad = "    " * k
+        lines.append(f"{pad}for {idx[k]} in range({loop_shape[k]}):")
+        lines.extend("    " * (k + 1) + s for s in at_level[k + 1])
+    pad = "    " * rank
+    ok = " & ".join(oks) if oks else None
+    lines.extend(pad + s for s in body(idx, src, ok))
+    return "\n".join(lines)
+
+
+def _basic_view(x, indexer, shape):
+    """``x[...]`` for an indexer without index arrays (a Numba view)."""
+    parts = []
+    dims = iter(shape)
+    for e in indexer:
+        kind = e[0]
+        if kind == "n":
+            parts.append("None")
+        elif kind == "i":
+            next(dims)
+            parts.append(str(e[1]))
+        elif kind == "s":
+            start, step, n = e[1], e[3], next(dims)
+            length = _slice_len(start, e[2], step)
+            stop = start + length * step
+            if start == 0 and step == 1 and length == n:
+                parts.append(":")
+            elif length == 0:
+                parts.append("0:0")
+            elif stop < 0:
+                parts.append(f"{start}::{step}")
+            else:
+                parts.append(f"{start}:{stop}" + ("" if step == 1 else f":{step}"))
+    return f"{x}[{', '.join(parts)}]"
+
+
+def _gather_lower(ctx, x, *arrays, indexer, oob):
+    xa, out = ctx.in_avals[0], ctx.out_avals[0]
+    if not xa.shape:                 # only None entries: a scalar in a (1, ..., 1) array
+        return x if not out.shape else f"np.full({out.shape}, {x})"
+    if not arrays:
+        return _basic_view(x, indexer, xa.shape)
+    dt = ctx.dtype(out.dtype)
+    if 0 in out.shape:
+        return f"np.empty({out.shape}, {dt})"
+    zero = ctx.literal(0, out.dtype)
+    res = ctx.fresh("g")
+
+    def body(idx, src, ok):
+        target = f"{res}[{', '.join(idx)}]" if idx else res
+        read = f"{x}[{', '.join(src)}]"
+        if ok is None:
+            return [f"{target} = {read}"]
+        return [f"if {ok}:", f"    {target} = {read}", "else:", f"    {target} = {zero}"]
+
+    if out.shape:
+        ctx.emit(f"{res} = np.empty({out.shape}, {dt})")
+    ctx.emit(_indexed_loops(ctx, indexer, xa.shape, arrays, ctx.in_avals[1:], out.shape,
+                            oob == "clip", body))
+    return res
+
+
+gather_p.lower = _gather_lower
+
+
+def _combine_lines(mode, target, v, dtype):
+    """Statements applying one update ``v`` to ``target`` (an array element)."""
+    dt = np.dtype(dtype)
+    if mode == "set":
+        return [f"{target} = {v}"]
+    if dt.kind == "c" and mode in ("min", "max"):
+        from functad.lowering import LoweringError
+        raise LoweringError(f"scatter(mode={mode!r}) of complex values has no Numba lowering")
+    if mode in ("add", "mul"):
+        if dt.kind == "b":
+            return [f"{target} = {target} {'or' if mode == 'add' else 'and'} {v}"]
+        return [f"{target} {'+' if mode == 'add' else '*'}= {v}"]
+    op = "<" if mode == "min" else ">"
+    if dt.kind == "f":     # NaN wins, as in np.minimum/maximum
+        return [f"if ({v} {op} {target}) | ({v} != {v}):", f"    {target} = {v}"]
+    return [f"if {v} {op} {target}:", f"    {target} = {v}"]
+
+
+def _scatter_lower(ctx, x, v, *arrays, indexer, mode, oob):
+    xa, va = ctx.in_avals[0], ctx.in_avals[1]
+    iavals = ctx.in_avals[2:]
+    g_shape = gather_shape(indexer, xa.shape, [a.shape for a in iavals])
+    if not xa.shape:                 # only None entries: one update of the scalar
+        res = ctx.fresh("s")
+        val = v if not va.shape else f"{v}.ravel()[0]"
+        ctx.emit(f"{res} = {x}")
+        ctx.emit("\n".join(_combine_lines(mode, res, val, xa.dtype)))
+        return res
+    res = ctx.fresh("s")
+    ctx.emit(f"{res} = {x}.copy()")
+    if 0 in g_shape:
+        return res
+    if not va.shape and not (type(v) is str and v.isidentifier()):
+        val = ctx.fresh("u")         # a scalar expression, computed once
+        ctx.emit(f"{val} = {v}")
+        v = val
+    lead = len(g_shape) - len(va.shape)
+
+    def body(idx, src, ok):
+        target = f"{res}[{', '.join(src)}]"
+        if va.shape:
+            val = f"{v}[{', '.join('0' if m == 1 else idx[lead + k] for k, m in enumerate(va.shape))}]"
+            u = ctx.fresh("u")
+            lines = [f"{u} = {val}"]
+        else:
+            u, lines = v, []
+        lines += _combine_lines(mode, target, u, xa.dtype)
+        if ok is None:
+            return lines
+        return [f"if {ok}:"] + ["    " + s for s in lines]
+
+    ctx.emit(_indexed_loops(ctx, indexer, xa.shape, arrays, iavals, g_shape, oob == "clip",
+                            body))
+    return res
+
+
+scatter_p.lower = _scatter_lower

@@ -232,3 +232,52 @@ def searchsorted(sorted_arr, query, side="left"):
     Array([2, 0])
     """
     return searchsorted_p.bind(sorted_arr, query, side=side)
+
+
+# -- Numba lowering (jit's compiled tier) ------------------------------------
+#
+# The operands are seen as (pre, n, post) arrays, n along ``dimension``.  A
+# permutation (int64, of that shape) starts as the identity and is refined by
+# one stable merge sort per key, from the last key to the first (so that the
+# first key decides, ties broken by the next: a lexicographic order), NaN
+# last; then every operand is gathered with it.  The helpers are in
+# functad.numba_runtime (compiled once per dtype, whatever the rank).
+
+def _sort_lower(ctx, *ops, dimension, is_stable, num_keys):
+    shape = tuple(ctx.in_avals[0].shape)
+    n = shape[dimension]
+    pre = int(np.prod(shape[:dimension], dtype=np.int64))
+    post = int(np.prod(shape[dimension + 1:], dtype=np.int64))
+    if n <= 1 or pre * post == 0:       # nothing moves
+        return "(" + "".join(f"{o}, " for o in ops) + ")"
+    s3 = (pre, n, post)
+
+    def view(o):
+        return f"np.ascontiguousarray({o}).reshape({s3})"
+
+    perm = ctx.fresh("perm")
+    ctx.emit(f"{perm} = {ctx.rt('sort_iota3')}({pre}, {n}, {post})")
+    for k in reversed(range(num_keys)):
+        ctx.emit(f"{perm} = {ctx.rt('sort_perm3')}({view(ops[k])}, {perm})")
+    outs = []
+    for o in ops:
+        t = ctx.fresh("srt")
+        ctx.emit(f"{t} = {ctx.rt('sort_take3')}({view(o)}, {perm}).reshape({shape})")
+        outs.append(t)
+    return "(" + "".join(f"{o}, " for o in outs) + ")"
+
+
+sort_p.lower = _sort_lower
+
+
+def _searchsorted_lower(ctx, a, v, side):
+    right = "True" if side == "right" else "False"
+    shape = tuple(ctx.in_avals[1].shape)
+    if not shape:
+        return f"{ctx.rt('searchsorted_one')}({a}, {v}, {right})"
+    size = int(np.prod(shape, dtype=np.int64))
+    return (f"{ctx.rt('searchsorted')}({a}, np.ascontiguousarray({v}).reshape(({size},)), "
+            f"{right}).reshape({shape})")
+
+
+searchsorted_p.lower = _searchsorted_lower
