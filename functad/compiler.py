@@ -18,9 +18,11 @@ deleted and recompiled, with one warning per process.
 
 Background compilation
 ----------------------
-:func:`compile_in_background` queues a compilation on one daemon thread and
-calls back with the result, so that ``jit``'s tiered mode keeps running the
-NumPy executor meanwhile (Numba's LLVM passes release the GIL).
+:func:`compile_in_background` compiles in a child process (``python -m
+functad.compiler``), which writes the disk cache while this process keeps
+running ``jit``'s NumPy tier; when the child is done, the program is loaded
+from the cache here.  A thread would compete for the GIL with the program it
+is meant to speed up.
 
 >>> import functad as fd, functad.numpy as fnp
 >>> from functad.lowering import lower_jaxpr
@@ -35,10 +37,11 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import queue
+import subprocess
 import sys
 import tempfile
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -75,15 +78,6 @@ def _versions():
     return f"{sys.version}|{np.__version__}|{numba.__version__}|{__version__}"
 
 
-def _numba_type(aval):
-    from numba import types
-    from numba.np.numpy_support import from_dtype
-    t = from_dtype(aval.dtype)
-    if not aval.shape:
-        return t
-    return types.Array(t, len(aval.shape), "C", readonly=True)
-
-
 def _write_atomic(path, text):
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".py")
     try:
@@ -115,58 +109,90 @@ def _forget_cache_entry(directory, modname):
                     pass
 
 
+class _Entry:
+    """Where and how one lowered program is compiled."""
+
+    def __init__(self, lowered):
+        runtime = "\n".join(
+            line for line, used in
+            [("from functad import numba_runtime as _rt", lowered.uses_runtime),
+             ("from functad import numba_math as _vm", lowered.uses_vmath)] if used)
+        self.text = _HEADER.format(runtime=runtime) + lowered.source
+        self.avals = list(lowered.in_avals) + list(lowered.const_avals)
+        self.spec = ",".join(f"{a.dtype.name}:{len(a.shape)}" for a in self.avals)
+        self.parallel = lowered.parallel
+        self.key = hashlib.sha256((self.text + self.spec + str(self.parallel) +
+                                   _versions()).encode()).hexdigest()[:32]
+        self.modname = f"fd_{self.key}"
+        self.directory = cache_dir()
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+            self.path = os.path.join(self.directory, self.modname + ".py")
+            if not os.path.exists(self.path):
+                _write_atomic(self.path, self.text)
+        except OSError:                     # read-only home: compile without a cache
+            self.path = None
+
+    def in_cache(self):
+        """Has a process already compiled this program into the disk cache?"""
+        pyc = os.path.join(self.directory, "__pycache__")
+        try:
+            return self.path is not None and any(
+                f.startswith(self.modname + ".") and f.endswith(".nbi") for f in os.listdir(pyc))
+        except OSError:
+            return False
+
+
+def _signature(spec):
+    from numba import types
+    from numba.np.numpy_support import from_dtype
+    sig = []
+    for part in spec.split(",") if spec else []:
+        dt, nd = part.split(":")
+        t = from_dtype(np.dtype(dt))
+        sig.append(types.Array(t, int(nd), "C", readonly=True) if int(nd) else t)
+    return tuple(sig)
+
+
+def _build(fn, spec, parallel, use_cache):
+    import numba
+    return numba.njit(_signature(spec), cache=use_cache, error_model="numpy", nogil=True,
+                      parallel=parallel)(fn)
+
+
 def _dispatcher(lowered):
     """The Numba dispatcher of ``lowered``, from memory, disk or a fresh compile."""
-    runtime = "\n".join(
-        line for line, used in [("from functad import numba_runtime as _rt", lowered.uses_runtime),
-                                ("from functad import numba_math as _vm", lowered.uses_vmath)]
-        if used)
-    text = _HEADER.format(runtime=runtime) + lowered.source
-    sig = tuple(_numba_type(a) for a in list(lowered.in_avals) + list(lowered.const_avals))
-    key = hashlib.sha256((text + repr(sig) + _versions()).encode()).hexdigest()[:32]
+    e = _Entry(lowered)
     with _lock:
-        disp = _compiled.get(key)
+        disp = _compiled.get(e.key)
         if disp is not None:
             return disp
         import numba
-        directory = cache_dir()
-        modname = f"fd_{key}"
-        try:
-            os.makedirs(directory, exist_ok=True)
-            path = os.path.join(directory, modname + ".py")
-            if not os.path.exists(path):
-                _write_atomic(path, text)
-            use_cache = True
-        except OSError:                     # read-only home: compile without a cache
-            path, use_cache = None, False
-        if path is None:
+        if e.path is None:
             ns = {}
-            exec(compile(text, f"<functad program {key}>", "exec"), ns)  # noqa: S102
+            exec(compile(e.text, f"<functad program {e.key}>", "exec"), ns)  # noqa: S102
             fn = ns["program"]
         else:
-            fn = _load_module(path, modname).program
-
-        def build():
-            return numba.njit(sig, cache=use_cache, error_model="numpy", nogil=True,
-                              parallel=lowered.parallel)(fn)
+            fn = _load_module(e.path, e.modname).program
+        use_cache = e.path is not None
         try:
-            disp = build()
-        except Exception as e:      # noqa: BLE001 - decide below whether the cache is to blame
-            if not use_cache or isinstance(e, (numba.core.errors.TypingError,
-                                               numba.core.errors.LoweringError)):
-                raise CompileError(_explain(e, lowered)) from e
-            if modname not in _warned:
-                _warned.add(modname)
-                warnings.warn(f"functad: the compilation cache entry {modname} in {directory} "
-                              f"could not be read ({type(e).__name__}: {e}); recompiling it",
-                              RuntimeWarning, stacklevel=2)
-            _forget_cache_entry(directory, modname)
+            disp = _build(fn, e.spec, e.parallel, use_cache)
+        except Exception as err:    # noqa: BLE001 - decide below whether the cache is to blame
+            if not use_cache or isinstance(err, (numba.core.errors.TypingError,
+                                                 numba.core.errors.LoweringError)):
+                raise CompileError(_explain(err, lowered)) from err
+            if e.modname not in _warned:
+                _warned.add(e.modname)
+                warnings.warn(f"functad: the compilation cache entry {e.modname} in "
+                              f"{e.directory} could not be read ({type(err).__name__}: {err}); "
+                              "recompiling it", RuntimeWarning, stacklevel=2)
+            _forget_cache_entry(e.directory, e.modname)
             try:
-                disp = build()
-            except Exception as e2:         # noqa: BLE001
-                raise CompileError(_explain(e2, lowered)) from e2
+                disp = _build(fn, e.spec, e.parallel, use_cache)
+            except Exception as err2:       # noqa: BLE001
+                raise CompileError(_explain(err2, lowered)) from err2
         disp.disable_compile()              # exactly one signature: never recompile at call
-        _compiled[key] = disp
+        _compiled[e.key] = disp
         return disp
 
 
@@ -239,37 +265,124 @@ def _coercer(in_avals):
 
 
 # --------------------------------------------------------------------------
-# One background thread compiling queued programs
+# Background compilation: another process fills the disk cache
 # --------------------------------------------------------------------------
+# Numba's compiler is mostly Python: a compiling thread would take the GIL
+# from the program it is meant to speed up (measured: 100 MLP steps took 2x
+# longer while a thread compiled).  A child process compiles into the disk
+# cache on the other core instead; this process then loads the result, which
+# takes milliseconds.  Without a writable cache directory a thread is used.
 
-_queue: "queue.Queue" = queue.Queue()
-_worker = None
+_jobs: list = []
 
 
-def _work():
-    while True:
-        lowered, name, done = _queue.get()
+class _Job:
+    """One program being compiled in the background; ``poll()`` finishes it."""
+
+    def __init__(self, lowered, name, done):
+        self.lowered, self.name, self.done = lowered, name, done
+        self.finished = False
+        self._next_poll = 0.0
+        entry = _Entry(lowered)
+        if entry.in_cache():                # loading takes milliseconds: do it now
+            self.proc = self._thread = None
+            try:
+                self._loaded = compile_program(lowered, name)
+            except Exception as e:  # noqa: BLE001
+                self._loaded = e
+            return
+        self._loaded = None
+        if entry.path is None:
+            self.proc = None
+            self._thread_result = None
+            self._thread = threading.Thread(target=self._compile_here, daemon=True,
+                                            name="functad-compiler")
+            self._thread.start()
+            return
+        self._log = tempfile.TemporaryFile()
+        env = dict(os.environ)
+        package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in [package_root, env.get("PYTHONPATH", "")] if p)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "functad.compiler", entry.path, entry.spec,
+             "1" if entry.parallel else "0"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log, env=env)
+
+    def _compile_here(self):
         try:
-            result = compile_program(lowered, name)
+            self._thread_result = compile_program(self.lowered, self.name)
         except Exception as e:      # noqa: BLE001 - handed to the callback
-            result = e
-        try:
-            done(result)
-        except Exception:           # noqa: BLE001 - a callback must not kill the worker
-            pass
-        _queue.task_done()
+            self._thread_result = e
+
+    def poll(self):
+        """Finish the job if the compilation is over (cheap: at most every 2 ms)."""
+        now = time.monotonic()
+        if self.finished or now < self._next_poll:
+            return self.finished
+        self._next_poll = now + 0.002
+        if self._loaded is not None:
+            over = True
+        elif self.proc is None:
+            over = not self._thread.is_alive()
+        else:
+            over = self.proc.poll() is not None
+        if over:
+            self.finish()
+        return self.finished
+
+    def finish(self):
+        """Wait for the compilation, load it and call ``done(run or exception)``."""
+        if self.finished:
+            return
+        if self._loaded is not None:
+            result = self._loaded
+        elif self.proc is None:
+            self._thread.join()
+            result = self._thread_result
+        elif self.proc.wait() != 0:
+            self._log.seek(0)
+            log = self._log.read().decode(errors="replace")
+            result = CompileError(f"Numba could not compile the program of {self.name} "
+                                  f"(in a background process):\n{log[-4000:]}")
+        else:
+            try:
+                result = compile_program(self.lowered, self.name)    # loads from disk
+            except Exception as e:      # noqa: BLE001
+                result = e
+        self.finished = True
+        if self in _jobs:
+            _jobs.remove(self)
+        self.done(result)
 
 
 def compile_in_background(lowered, name, done):
-    """Compile on the background thread; then call ``done(run or exception)``."""
-    global _worker
-    with _lock:
-        if _worker is None or not _worker.is_alive():
-            _worker = threading.Thread(target=_work, name="functad-compiler", daemon=True)
-            _worker.start()
-    _queue.put((lowered, name, done))
+    """Start compiling ``lowered``; returns a job whose ``poll()`` (called by the
+    program on each call) eventually calls ``done(run or exception)``."""
+    job = _Job(lowered, name, done)
+    _jobs.append(job)
+    if job._loaded is not None:
+        job.finish()
+    return job
 
 
 def wait_for_background():
-    """Block until every queued compilation has finished (for tests and benchmarks)."""
-    _queue.join()
+    """Finish every background compilation (for tests and benchmarks)."""
+    for job in list(_jobs):
+        job.finish()
+
+
+def _main(argv):
+    """``python -m functad.compiler PATH SPEC PARALLEL``: compile into the cache."""
+    path, spec, parallel = argv
+    modname = os.path.splitext(os.path.basename(path))[0]
+    fn = _load_module(path, modname).program
+    try:
+        _build(fn, spec, parallel == "1", True)
+    except Exception:               # noqa: BLE001 - maybe an unreadable cache entry
+        _forget_cache_entry(os.path.dirname(path), modname)
+        _build(fn, spec, parallel == "1", True)
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])

@@ -122,12 +122,12 @@ class Program:
     ``run(*flat_inputs) -> list of outputs`` starts as the NumPy executor.
     Under ``config.jit_backend == "numba"`` the Numba program is compiled
     before the first call; under ``"tiered"`` it is compiled in the background
-    from the second call on (a function called once never compiles) and
-    replaces ``run`` when it is ready.
+    (another process, see :mod:`functad.compiler`) from the second call on (a
+    function called once never compiles) and replaces ``run`` when it is ready.
     """
 
     __slots__ = ("closed", "name", "run", "numpy_run", "numpy_src", "lowered", "state",
-                 "error", "__weakref__")
+                 "error", "job", "__weakref__")
 
     def __init__(self, closed, name):
         self.closed = closed
@@ -135,6 +135,7 @@ class Program:
         self.numpy_run, self.numpy_src = _compile_executor(closed, name)
         self.lowered = None
         self.error = None
+        self.job = None
         backend = config.jit_backend
         if backend == "numba":
             self.state = "compiled"
@@ -173,14 +174,20 @@ class Program:
         self.state = "compiling"
         try:
             lowered = self.lower()
+            from functad.compiler import compile_in_background
+            self.job = compile_in_background(lowered, self.name, self._compiled)
         except Exception as e:      # noqa: BLE001 - reported once, NumPy tier kept
             self._failed(e)
-        else:
-            from functad.compiler import compile_in_background
-            compile_in_background(lowered, self.name, self._compiled)
+            return self.numpy_run(*args)
+        self.run = self._while_compiling
+        return self.numpy_run(*args)
+
+    def _while_compiling(self, *args):
+        self.job.poll()             # may switch self.run to the compiled program
         return self.numpy_run(*args)
 
     def _compiled(self, result):
+        self.job = None
         if isinstance(result, Exception):
             self._failed(result)
         else:
@@ -189,6 +196,7 @@ class Program:
 
     def _failed(self, e):
         import warnings
+        self.run = self.numpy_run
         self.state, self.error = "failed", e
         warnings.warn(f"functad.jit: {self.name} could not be compiled with Numba and keeps "
                       f"running on the NumPy executor: {type(e).__name__}: {str(e)[:500]}",

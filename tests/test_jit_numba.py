@@ -246,6 +246,22 @@ def test_tiered_runs_numpy_first_then_switches_to_numba():
     assert f.trace_count == 1
 
 
+def test_tiered_without_a_writable_cache_compiles_in_a_thread(tmp_path, monkeypatch):
+    from functad.compiler import wait_for_background
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("FUNCTAD_CACHE_DIR", str(blocker / "cache"))
+    with fd.config.override(jit_backend="tiered"):
+        f = fd.jit(lambda x: fnp.cos(x) * 5 - 1)
+        x = np.linspace(0, 1, 3)
+        f(x), f(x)
+        prog = next(iter(f._cache.values())).prog
+        assert prog.job is not None and prog.job.proc is None     # a thread, no process
+        wait_for_background()
+        assert prog.state == "compiled"
+        assert_tree_same(f(x), np.cos(x) * 5 - 1)
+
+
 def test_a_function_called_once_never_compiles():
     with fd.config.override(jit_backend="tiered"):
         f = fd.jit(lambda x: x - 1)
