@@ -44,6 +44,7 @@ np.float64(12.0)
 from __future__ import annotations
 
 import builtins
+import contextlib
 
 import numpy as np
 
@@ -1391,3 +1392,101 @@ def map(f, xs):  # noqa: A001 - lax's name
     """
     _, ys = scan(lambda c, x: (c, f(x)), (), xs)
     return ys
+
+
+# --------------------------------------------------------------------------
+# Numba lowering: native if / while / for in the generated code
+# --------------------------------------------------------------------------
+# Loop carries and branch results are rebound every iteration/branch, and
+# Numba needs one type per variable: arrays are copied into fresh writable
+# C-contiguous arrays, scalars cast to their dtype.
+
+def _fresh_value(ctx, expr, aval):
+    if aval.shape:
+        return f"np.copy({expr})"
+    return f"bool({expr})" if aval.dtype.kind == "b" else f"{ctx.dtype(aval.dtype)}({expr})"
+
+
+def _bind_all(ctx, names, exprs, avals):
+    """names = exprs, simultaneously (an expr may read one of the names)."""
+    tmps = [ctx.fresh("t") for _ in names]
+    for t, e, a in zip(tmps, exprs, avals):
+        ctx.emit(f"{t} = {_fresh_value(ctx, e, a)}")
+    for n, t in zip(names, tmps):
+        ctx.emit(f"{n} = {t}")
+
+
+def _new_vars(ctx, exprs, avals, prefix="c"):
+    names = [ctx.fresh(prefix) for _ in avals]
+    for n, e, a in zip(names, exprs, avals):
+        ctx.emit(f"{n} = {_fresh_value(ctx, e, a)}")
+    return names
+
+
+def _tuple(names):
+    return "(" + "".join(n + ", " for n in names) + ")"
+
+
+def _cond_lower(ctx, index, *ops, branches, linear):
+    outs = [ctx.fresh("r") for _ in ctx.out_avals]
+    k = ctx.fresh("k")
+    ctx.emit(f"{k} = min(max(np.int64({index}), 0), {len(branches) - 1})")
+    for j, br in enumerate(branches):
+        if len(branches) > 1:
+            ctx.emit("else:" if j == len(branches) - 1 else
+                     f"{'if' if j == 0 else 'elif'} {k} == {j}:")
+        with ctx.block() if len(branches) > 1 else _nothing():
+            res = ctx.emit_jaxpr(br, list(ops))
+            for n, e, a in zip(outs, res, ctx.out_avals):
+                ctx.emit(f"{n} = {_fresh_value(ctx, e, a)}")
+    return _tuple(outs)
+
+
+@contextlib.contextmanager
+def _nothing():
+    yield
+
+
+def _while_lower(ctx, *args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
+    cc = list(args[:cond_nconsts])
+    bc = list(args[cond_nconsts:cond_nconsts + body_nconsts])
+    n0 = cond_nconsts + body_nconsts
+    avals = ctx.in_avals[n0:]
+    carries = _new_vars(ctx, args[n0:], avals)
+    ctx.emit("while True:")
+    with ctx.block():
+        (pred,) = ctx.emit_jaxpr(cond_jaxpr, cc + carries)
+        ctx.emit(f"if not ({pred}):\n    break")
+        new = ctx.emit_jaxpr(body_jaxpr, bc + carries)
+        _bind_all(ctx, carries, new, avals)
+    return _tuple(carries)
+
+
+def _scan_lower(ctx, *args, jaxpr, num_consts, num_carry, length, reverse, unroll, linear):
+    consts = list(args[:num_consts])
+    c_avals = ctx.in_avals[num_consts:num_consts + num_carry]
+    carries = _new_vars(ctx, args[num_consts:num_consts + num_carry], c_avals)
+    xs = args[num_consts + num_carry:]
+    y_avals = ctx.out_avals[num_carry:]
+    ys = [ctx.fresh("ys") for _ in y_avals]
+    for n, a in zip(ys, y_avals):
+        ctx.emit(f"{n} = np.empty({a.shape}, {ctx.dtype(a.dtype)})")
+    i, k = ctx.fresh("i"), ctx.fresh("k")
+    ctx.emit(f"for {i} in range({length}):")
+    with ctx.block():
+        ctx.emit(f"{k} = {length - 1} - {i}" if reverse else f"{k} = {i}")
+        x_names = []
+        for x in xs:
+            n = ctx.fresh("x")
+            ctx.emit(f"{n} = {x}[{k}]")
+            x_names.append(n)
+        res = ctx.emit_jaxpr(jaxpr, consts + carries + x_names)
+        for n, e in zip(ys, res[num_carry:]):     # before the carries are rebound
+            ctx.emit(f"{n}[{k}] = {e}")
+        _bind_all(ctx, carries, res[:num_carry], c_avals)
+    return _tuple(carries + ys)
+
+
+cond_p.lower = _cond_lower
+while_p.lower = _while_lower
+scan_p.lower = _scan_lower
