@@ -183,3 +183,95 @@ def searchsorted(a, v, right):
     for i in range(v.shape[0]):
         out[i] = searchsorted_one(a, v[i], right)
     return out
+
+
+# --------------------------------------------------------------------------
+# lax.reductions: argmax/argmin and the cumulative scans (cumsum, cumprod,
+# cummax, cummin) along one axis.  The entry points take the operand of any
+# rank, an output allocated by the program (the result dtype and shape) and
+# the axis, and view both as C-contiguous (before, axis, after) arrays, so
+# the loops (..3) are compiled once per dtype whatever the rank and axis, and
+# the program's code is one call.
+# --------------------------------------------------------------------------
+
+@_jit
+def _split_at(shape, axis):
+    """(product of the dims before ``axis``, dim ``axis``, product after)."""
+    pre = 1
+    post = 1
+    for d in range(axis):
+        pre *= shape[d]
+    for d in range(axis + 1, len(shape)):
+        post *= shape[d]
+    return pre, shape[axis], post
+
+
+@_jit
+def _arg_extremum3(x, out, take_max):
+    """``out[i, k]``: index of the first maximum (``take_max``) or minimum of
+    ``x[i, :, k]``; the first NaN wins, as in NumPy."""
+    pre, n, post = x.shape
+    best = np.empty(post, x.dtype)
+    for i in range(pre):
+        for k in range(post):
+            best[k] = x[i, 0, k]
+            out[i, k] = 0
+        for j in range(1, n):
+            for k in range(post):
+                b = best[k]
+                if b != b:              # a NaN is chosen already
+                    continue
+                v = x[i, j, k]
+                if (v > b if take_max else v < b) or v != v:
+                    best[k] = v
+                    out[i, k] = j
+
+
+@_jit
+def arg_extremum(x, out, axis, take_max):
+    """argmax (``take_max``) or argmin of ``x`` along ``axis`` into ``out``
+    (int64, ``x``'s shape without ``axis``; shape (1,) for a rank-0 result)."""
+    pre, n, post = _split_at(x.shape, axis)
+    _arg_extremum3(np.ascontiguousarray(x).reshape((pre, n, post)),
+                   out.reshape((pre, post)), take_max)
+    return out
+
+
+@_jit
+def _cumulative3(x, out, op, reverse):
+    """Scan ``x[i, :, k]`` into ``out``, from the end if ``reverse``, with ``op``
+    0: sum, 1: product, 2: maximum, 3: minimum (a NaN propagates, as in
+    np.maximum.accumulate).  Values are converted to ``out``'s dtype before
+    they are combined, as NumPy's ``dtype=`` does."""
+    pre, n, post = x.shape
+    for i in range(pre):
+        for jj in range(n):
+            j = n - 1 - jj if reverse else jj
+            for k in range(post):
+                out[i, j, k] = x[i, j, k]
+            if jj == 0:
+                continue
+            p = j + 1 if reverse else j - 1
+            for k in range(post):
+                a = out[i, p, k]
+                v = out[i, j, k]
+                if op == 0:
+                    out[i, j, k] = a + v
+                elif op == 1:
+                    out[i, j, k] = a * v
+                elif op == 2:
+                    if a > v or a != a:
+                        out[i, j, k] = a
+                else:
+                    if a < v or a != a:
+                        out[i, j, k] = a
+
+
+@_jit
+def cumulative(x, out, axis, op, reverse):
+    """The scan ``op`` (see _cumulative3) of ``x`` along ``axis`` into ``out``
+    (``x``'s shape, the result dtype); returns ``out``."""
+    pre, n, post = _split_at(x.shape, axis)
+    _cumulative3(np.ascontiguousarray(x).reshape((pre, n, post)),
+                 out.reshape((pre, n, post)), op, reverse)
+    return out

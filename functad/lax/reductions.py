@@ -31,6 +31,12 @@ static axes of a single operand, so the rule renumbers those axes around the
 batch axis and leaves the operand where it is (no transpose, no copy); see
 :func:`_batched_axis`.
 
+Numba lowering: ``functad.lowering`` fuses the reductions of arrays into its
+loop nests (the rule here covers rank-0 operands: a cast); ``argmax``/``argmin``
+and the cumulative operations call ``arg_extremum`` and ``cumulative`` of
+:mod:`functad.numba_runtime`, which loop over a ``(before, axis, after)`` view
+of the operand.
+
 >>> import functad.numpy as fnp
 >>> from functad import lax
 >>> lax.reduce_max(fnp.array([[1.0, 5.0], [7.0, 2.0]]), axes=(1,))
@@ -326,6 +332,36 @@ defjvp_zero(reduce_and_p)  # noqa: F821
 defjvp_zero(reduce_or_p)  # noqa: F821
 
 
+# -- Numba lowering ------------------------------------------------------------
+#
+# functad.lowering fuses reductions of arrays into loop nests (its REDUCTIONS
+# table); it calls this rule only for a rank-0 operand, whose reduction over
+# no axes is the value itself, cast to the output dtype (reduce_and/or: to bool).
+
+def _reduce_scalar_lower(ctx, x, axes):
+    if ctx.in_avals[0].shape:
+        from functad.lowering import LoweringError
+        raise LoweringError("reductions of arrays are fused into loops by functad.lowering; "
+                            "the lowering rule handles rank-0 operands only")
+    return ctx.cast(x, ctx.in_avals[0].dtype, ctx.out_avals[0].dtype)
+
+
+for _row in REDUCTIONS:
+    globals()[_row[0] + "_p"].lower = _reduce_scalar_lower
+
+
+def _arg(v):
+    """A static parameter passed to a runtime helper, typed int64/bool: a bare
+    constant would be typed as a Numba Literal, compiling the helper once per value."""
+    return f"np.bool_({v})" if isinstance(v, bool) else f"np.int64({int(v)})"
+
+
+def _unorderable(ctx, name):
+    if ctx.in_avals[0].dtype.kind == "c":
+        from functad.lowering import LoweringError
+        raise LoweringError(f"{name} of complex values has no Numba lowering")
+
+
 # --------------------------------------------------------------------------
 # argmax / argmin
 # --------------------------------------------------------------------------
@@ -344,6 +380,18 @@ def _make_arg_reduction(name, impl):
     prim.abstract_eval = abstract_eval
     defjvp_zero(prim)
     bind = prim.bind
+
+    take_max = name == "argmax"
+
+    def lower(ctx, x, axis):
+        # _rt.arg_extremum fills an int64 array (of shape (1,) for a rank-0 result)
+        _unorderable(ctx, name)
+        out = ctx.out_avals[0].shape
+        call = (f"{ctx.rt('arg_extremum')}({x}, np.empty({out or (1,)}, np.int64), "
+                f"{_arg(axis)}, {_arg(take_max)})")
+        return call if out else f"{call}[0]"
+
+    prim.lower = lower
 
     def batch(vals, dims, *, axis):
         (x,), (d,) = vals, dims
@@ -408,6 +456,28 @@ CUMULATIVE = [
 
 for _row in CUMULATIVE:
     _make_cumulative(*_row)
+
+
+# -- Numba lowering: _rt.cumulative scans into an output the program allocates
+# (the result dtype), combining with ``op``
+
+_CUMULATIVE_OPS = {"cumsum": 0, "cumprod": 1, "cummax": 2, "cummin": 3}
+
+
+def _cumulative_lowering(name):
+    op = _CUMULATIVE_OPS[name]
+
+    def lower(ctx, x, axis, reverse):
+        if op >= 2:
+            _unorderable(ctx, name)
+        out = ctx.out_avals[0]
+        return (f"{ctx.rt('cumulative')}({x}, np.empty({out.shape}, {ctx.dtype(out.dtype)}), "
+                f"{_arg(axis)}, {_arg(op)}, {_arg(bool(reverse))})")
+    return lower
+
+
+for _row in CUMULATIVE:
+    globals()[_row[0] + "_p"].lower = _cumulative_lowering(_row[0])
 
 
 # -- cumsum: linear; the transpose sums from the other end -------------------

@@ -13,6 +13,13 @@ splits or merges the axes on both sides of it.  Unbatched operands stay
 unbatched, except where every example's output differs: ``concatenate``
 broadcasts them, and a per-example padding value of ``pad`` is selected
 into the padded positions.
+
+Numba lowering (``functad.lowering``): ``slice`` and ``rev`` are views of
+their operand (``x[a:b:s]``, ``x[::-1]``); ``concatenate`` and ``pad``
+allocate their result and copy the operands in with loop nests (which Numba
+compiles several times faster than slice assignments); fused loops read
+through ``broadcast_to``, ``transpose`` and unit-dimension ``reshape``, whose
+rules here only run where the value is needed as an array.
 """
 
 from __future__ import annotations
@@ -118,8 +125,10 @@ broadcast_to_p.batch = _broadcast_to_batch
 
 def _broadcast_to_lower(ctx, x, shape):
     # fused loops read through broadcasts; this materializes one (contiguously)
+    if not shape:
+        return x                    # rank 0 to rank 0: the scalar itself
     if not ctx.in_avals[0].shape:
-        return f"np.full({tuple(shape)}, {x})"
+        return f"np.full({tuple(shape)}, {x}, {ctx.dtype(ctx.out_avals[0].dtype)})"
     return f"np.ascontiguousarray(np.broadcast_to({x}, {tuple(shape)}))"
 
 
@@ -176,7 +185,9 @@ reshape_p.batch = _reshape_batch
 
 def _reshape_lower(ctx, x, new_sizes):
     if not ctx.in_avals[0].shape:
-        return f"np.full({tuple(new_sizes)}, {x})"
+        if not new_sizes:
+            return x                # rank 0 to rank 0: the scalar itself
+        return f"np.full({tuple(new_sizes)}, {x}, {ctx.dtype(ctx.out_avals[0].dtype)})"
     if not new_sizes:
         return f"{x}.ravel()[0]"
     return f"np.ascontiguousarray({x}).reshape({tuple(new_sizes)})"
@@ -291,6 +302,37 @@ def _concatenate_batch(vals, dims, dimension):
 concatenate_p.batch = _concatenate_batch
 
 
+def _copy_loops(ctx, dst, src, shape, dst_index, src_index=None):
+    """Statements copying ``src`` (of ``shape``) into ``dst``: a loop nest (Numba
+    compiles loops several times faster than a slice assignment), where
+    ``dst_index(k, i)`` / ``src_index(k, i)`` give the index along axis ``k``."""
+    idx = [ctx.fresh("j") for _ in shape]
+    lines = [("    " * k) + f"for {i} in range({n}):" for k, (i, n) in enumerate(zip(idx, shape))]
+    src_index = src_index or (lambda k, i: i)
+    d = ", ".join(dst_index(k, i) for k, i in enumerate(idx))
+    s = ", ".join(src_index(k, i) for k, i in enumerate(idx))
+    lines.append(("    " * len(shape)) + f"{dst}[{d}] = {src}[{s}]")
+    return lines
+
+
+def _concatenate_lower(ctx, *xs, dimension):
+    # allocate the result, then copy each operand into its part along ``dimension``
+    out = ctx.out_avals[0]
+    t = ctx.fresh("t")
+    lines = [f"{t} = np.empty({out.shape}, {ctx.dtype(out.dtype)})"]
+    start = 0
+    for x, a in zip(xs, ctx.in_avals):
+        if a.size:                  # an empty operand has nothing to copy
+            lines += _copy_loops(ctx, t, x, a.shape, lambda k, i, s=start: (
+                (f"{s} + {i}" if s else i) if k == dimension else i))
+        start += a.shape[dimension]
+    ctx.emit("\n".join(lines))
+    return t
+
+
+concatenate_p.lower = _concatenate_lower
+
+
 def concatenate(operands, dimension):
     """Join arrays of equal dtype along the existing, non-negative ``dimension``.
 
@@ -356,6 +398,25 @@ def _slice_batch(vals, dims, start_indices, limit_indices, strides):
 
 
 slice_p.batch = _slice_batch
+
+
+def _slice_text(start, stop, step, size):
+    """``start:stop:step`` without the parts that are defaults, ``:`` for everything."""
+    return (f"{start if start else ''}:{stop if stop != size else ''}"
+            + (f":{step}" if step != 1 else ""))
+
+
+def _slice_lower(ctx, x, start_indices, limit_indices, strides):
+    # a strided view of the operand (no copy)
+    shape = ctx.in_avals[0].shape
+    if not shape:
+        return x
+    idx = [_slice_text(s, l, st, n) for s, l, st, n in zip(start_indices, limit_indices,
+                                                              strides, shape)]
+    return f"{x}[{', '.join(idx)}]"
+
+
+slice_p.lower = _slice_lower
 
 
 def slice(operand, start_indices, limit_indices, strides=None):  # noqa: A001 - lax's name
@@ -463,6 +524,48 @@ def _pad_batch(vals, dims, padding_config):
 pad_p.batch = _pad_batch
 
 
+def _pad_placement(shape, padding_config, out_shape):
+    """Where the operand lands in the padded result: (source slices, destination
+    slices) as ``(start, stop, step)`` triples, or None when no element lands
+    (an empty operand, or negative padding that crops everything away).
+    Negative ``low``/``high`` crop, as in ``jax.lax.pad``."""
+    src, dst = [], []
+    for d, (lo, hi, it), n in zip(shape, padding_config, out_shape):
+        step = it + 1
+        first = max(0, -(lo // step))               # operand element j lands at lo + j * step
+        last = min(d - 1, (n - 1 - lo) // step) if n else -1
+        if last < first:
+            return None
+        src.append((first, last + 1, 1))
+        dst.append((lo + first * step, lo + last * step + 1, step))
+    return src, dst
+
+
+def _pad_lower(ctx, x, pv, padding_config):
+    # allocate the result filled with the padding value, then copy the operand
+    # into its (strided, for interior padding) place
+    a, out = ctx.in_avals[0], ctx.out_avals[0]
+    if not a.shape:
+        return x
+    t = ctx.fresh("t")
+    lines = [f"{t} = np.full({out.shape}, {pv}, {ctx.dtype(out.dtype)})"]
+    place = _pad_placement(a.shape, padding_config, out.shape)
+    if place is not None:
+        src, dst = place
+
+        def affine(start, step, i):
+            term = f"{step} * {i}" if step != 1 else i
+            return f"{start} + {term}" if start else term
+        lines += _copy_loops(ctx, t, x, [stop - start for start, stop, _ in src],
+                             lambda k, i: affine(dst[k][0], dst[k][2], i),
+                             lambda k, i: affine(src[k][0], 1, i))
+    ctx.emit("\n".join(lines))
+    return t
+
+
+pad_p.lower = _pad_lower
+
+
 def pad(operand, padding_value, padding_config):
     """Pad ``operand`` with the scalar ``padding_value``.
 
@@ -508,6 +611,17 @@ def _rev_batch(vals, dims, dimensions):
 
 
 rev_p.batch = _rev_batch
+
+
+def _rev_lower(ctx, x, dimensions):
+    # a view with negative strides along ``dimensions`` (no copy)
+    if not dimensions:
+        return x
+    rank = len(ctx.in_avals[0].shape)
+    return f"{x}[{', '.join('::-1' if i in dimensions else ':' for i in range(rank))}]"
+
+
+rev_p.lower = _rev_lower
 
 
 def rev(operand, dimensions):
