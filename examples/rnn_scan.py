@@ -10,9 +10,6 @@ residuals, the transposed scan runs backwards through time) is compiled once
 with ``functad.jit`` and reused at every training step.  The optimiser is
 Adam, written with ``tree_map`` over the parameter dict.
 
-(``scan`` has no Numba lowering rule yet: until it has one, ``jit`` runs this
-program on its NumPy executor and says so once with a RuntimeWarning.)
-
 The script checks the scan's gradient against the same RNN unrolled with a
 Python loop, trains, and checks that the loss went down (on the training
 batches and on held-out sequences).
