@@ -162,6 +162,11 @@ class RuleContext:
         finally:
             self._b.indent -= 1
 
+    def is_fresh_array(self, expr: str) -> bool:
+        """Is ``expr`` an array a fused loop just allocated (C-contiguous, writable,
+        aliasing nothing)?  Control flow can then rebind it without a copy."""
+        return expr in self._b.fresh_arrays
+
     def rt(self, name: str) -> str:
         """A helper of :mod:`functad.numba_runtime`, by name."""
         self._b.uses_runtime = True
@@ -434,6 +439,7 @@ class _Builder:
         self.uses_vmath = False
         self.parallel = False
         self.consts = []            # (argument name, value, aval) after the inputs
+        self.fresh_arrays = set()   # names of arrays a fused loop allocated (C, writable)
 
     def add_const(self, value, aval):
         name = f"c{len(self.consts)}"
@@ -441,6 +447,8 @@ class _Builder:
         return name
 
     def fresh(self, prefix="t"):
+        if prefix in ("a", "c"):        # a0, c0... name the program's arguments
+            prefix += "_"
         return f"{prefix}{next(self._counter)}"
 
     def emit(self, line):
@@ -630,6 +638,7 @@ def _emit_group(b, g, escapes, producer):
                 b.emit(f"{acc} = {init}")
         elif out in escapes and rank:
             b.emit(f"{b.name(out)} = np.empty({shape}, {dtype_expr(dt)})")
+            b.fresh_arrays.add(b.name(out))
     outer = "prange" if _parallel_ok(g) else "range"
     b.parallel = b.parallel or outer == "prange"
     for k, n in enumerate(shape):

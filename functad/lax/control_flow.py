@@ -1403,7 +1403,7 @@ def map(f, xs):  # noqa: A001 - lax's name
 
 def _fresh_value(ctx, expr, aval):
     if aval.shape:
-        return f"np.copy({expr})"
+        return expr if ctx.is_fresh_array(expr) else f"np.copy({expr})"
     return f"bool({expr})" if aval.dtype.kind == "b" else f"{ctx.dtype(aval.dtype)}({expr})"
 
 
