@@ -13,6 +13,12 @@
     several threads (Numba ``prange``, compiled with ``parallel=True``); ``0``
     disables threading.  Default 2**18 (``FUNCTAD_PARALLEL_THRESHOLD``).
 
+``debug_nans``
+    Raise ``FloatingPointError`` at the first primitive that produces a NaN,
+    in eager evaluation (forward and backward passes); a jitted function whose
+    result contains a NaN is re-run without jit to find it.  See
+    :mod:`functad.debug`.  Default off (``FUNCTAD_DEBUG_NANS=1`` turns it on).
+
 >>> import functad as fd
 >>> fd.config.jit_backend in ("tiered", "numba", "numpy")
 True
@@ -28,14 +34,26 @@ import os
 
 __all__ = ["config"]
 
-_CHOICES = {"jit_backend": ("tiered", "numba", "numpy")}
+_CHOICES = {"jit_backend": ("tiered", "numba", "numpy"), "debug_nans": (False, True)}
+
+# setting -> callback(new value), run whenever the setting is assigned (also when
+# ``override`` restores it): functad.debug swaps the eval interpreter's method for
+# debug_nans, so that a flag is never tested per primitive.
+_ON_CHANGE: dict = {}
 
 
 class _Config:
     def __init__(self):
         self.jit_backend = os.environ.get("FUNCTAD_JIT_BACKEND", "tiered")
         self.jit_parallel_threshold = int(os.environ.get("FUNCTAD_PARALLEL_THRESHOLD", 1 << 18))
+        self.debug_nans = os.environ.get("FUNCTAD_DEBUG_NANS", "0").lower() not in ("", "0", "false")
         self._check("jit_backend", self.jit_backend)
+
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        hook = _ON_CHANGE.get(name)
+        if hook is not None:
+            hook(value)
 
     def _check(self, name, value):
         if name.startswith("_") or not hasattr(self, name):

@@ -288,7 +288,12 @@ class Interpreter:
 
 
 class EvalInterpreter(Interpreter):
-    """The root interpreter: runs each primitive's NumPy implementation."""
+    """The root interpreter: runs each primitive's NumPy implementation.
+
+    While ``config.debug_nans`` is on, :mod:`functad.debug` replaces
+    ``process_primitive`` with a version that checks results for NaNs (so
+    that no flag is tested per primitive when it is off).
+    """
 
     kind = "eval"
 
