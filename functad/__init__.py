@@ -24,4 +24,5 @@ from functad import lax  # noqa: F401
 from functad import numpy  # noqa: F401
 from functad import nn  # noqa: F401
 from functad.api import eval_shape, ShapeDtypeStruct  # noqa: F401
+from functad.remat import checkpoint, remat  # noqa: F401
 from functad import debug  # noqa: F401
