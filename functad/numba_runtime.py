@@ -211,7 +211,22 @@ def _arg_extremum3(x, out, take_max):
     """``out[i, k]``: index of the first maximum (``take_max``) or minimum of
     ``x[i, :, k]``; the first NaN wins, as in NumPy."""
     pre, n, post = x.shape
-    best = np.empty(post, x.dtype)
+    if post == 1:                       # along the contiguous axis: a running best
+        for i in range(pre):
+            b = x[i, 0, 0]
+            bi = 0
+            if b == b:
+                for j in range(1, n):
+                    v = x[i, j, 0]
+                    if v != v:
+                        bi = j
+                        break
+                    if (v > b) if take_max else (v < b):
+                        b = v
+                        bi = j
+            out[i, 0] = bi
+        return
+    best = np.empty(post, x.dtype)      # else a running best per k, rows in order
     for i in range(pre):
         for k in range(post):
             best[k] = x[i, 0, k]
@@ -244,7 +259,30 @@ def _cumulative3(x, out, op, reverse):
     np.maximum.accumulate).  Values are converted to ``out``'s dtype before
     they are combined, as NumPy's ``dtype=`` does."""
     pre, n, post = x.shape
-    for i in range(pre):
+    if post == 1:                       # along the contiguous axis: a running value
+        for i in range(pre):
+            if n == 0:
+                continue
+            j = n - 1 if reverse else 0
+            out[i, j, 0] = x[i, j, 0]
+            acc = out[i, j, 0]
+            for jj in range(1, n):
+                j = n - 1 - jj if reverse else jj
+                out[i, j, 0] = x[i, j, 0]
+                v = out[i, j, 0]
+                if op == 0:
+                    acc = acc + v
+                elif op == 1:
+                    acc = acc * v
+                elif op == 2:
+                    if not (acc > v or acc != acc):
+                        acc = v
+                else:
+                    if not (acc < v or acc != acc):
+                        acc = v
+                out[i, j, 0] = acc
+        return
+    for i in range(pre):                # else row by row, k innermost
         for jj in range(n):
             j = n - 1 - jj if reverse else jj
             for k in range(post):
