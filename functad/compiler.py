@@ -121,7 +121,12 @@ class _Entry:
         self.avals = list(lowered.in_avals) + list(lowered.const_avals)
         self.spec = ",".join(f"{a.dtype.name}:{len(a.shape)}" for a in self.avals)
         self.parallel = lowered.parallel
-        self.key = hashlib.sha256((self.text + self.spec + str(self.parallel) +
+        # Numba links the runtime helpers into the program and its cache does not
+        # notice when their source changes: their text is part of the key
+        helpers = "".join(_module_hash(m) for m, used in
+                          [("numba_runtime", lowered.uses_runtime),
+                           ("numba_math", lowered.uses_vmath)] if used)
+        self.key = hashlib.sha256((self.text + self.spec + str(self.parallel) + helpers +
                                    _versions()).encode()).hexdigest()[:32]
         self.modname = f"fd_{self.key}"
         self.directory = cache_dir()
@@ -141,6 +146,18 @@ class _Entry:
                 f.startswith(self.modname + ".") and f.endswith(".nbi") for f in os.listdir(pyc))
         except OSError:
             return False
+
+
+_module_hashes: dict = {}
+
+
+def _module_hash(name):
+    h = _module_hashes.get(name)
+    if h is None:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".py")
+        with open(path, "rb") as f:
+            h = _module_hashes[name] = hashlib.sha256(f.read()).hexdigest()[:16]
+    return h
 
 
 def _signature(spec):
