@@ -61,17 +61,50 @@ def erfinv(y):
 # stable merge sort per key; NaN sorts last (after +inf), as in NumPy.
 # --------------------------------------------------------------------------
 
-@_jit
-def sort_less(a, b):
-    """``a < b`` in NumPy's sort order: NaN is larger than everything else."""
+def _real_less(a, b):
     return a < b or (b != b and a == a)
 
 
+def _complex_less(a, b):
+    """NumPy's complex sort order: lexicographic on (real, imag), and a value
+    with a NaN part after all others: R+Rj < R+nanj < nan+Rj < nan+nanj."""
+    ar, ai, br, bi = a.real, a.imag, b.real, b.imag
+    if ar < br:
+        return ai == ai or bi != bi
+    if ar > br:
+        return bi != bi and ai == ai
+    if ar == br or (ar != ar and br != br):
+        return ai < bi or (bi != bi and ai == ai)
+    return br != br
+
+
+from numba.extending import overload as _overload  # noqa: E402 (this section's import)
+
+_real_less_jit = _jit(_real_less)
+_complex_less_jit = _jit(_complex_less)
+
+
+def sort_less(a, b):
+    """``a < b`` in NumPy's sort order: NaN is larger than everything else
+    (for complex values, see ``_complex_less``)."""
+    if isinstance(a, complex) or isinstance(b, complex):
+        return _complex_less(complex(a), complex(b))
+    return _real_less(a, b)
+
+
+@_overload(sort_less, jit_options={"error_model": "numpy"})
+def _sort_less_numba(a, b):
+    if isinstance(a, numba.types.Complex) or isinstance(b, numba.types.Complex):
+        return lambda a, b: _complex_less_jit(a + 0j, b + 0j)
+    return lambda a, b: _real_less_jit(a, b)
+
+
 @_jit
-def _stable_argsort(keys, order, tmp):
-    """``order`` := the stable ascending argsort of the 1-d ``keys`` (NaN
-    last): insertion sort of runs of 16, then bottom-up merges (``tmp`` is
-    scratch of the same length)."""
+def _stable_argsort(keys, order, ktmp, otmp):
+    """``order`` := the stable ascending argsort of the 1-d ``keys`` (NaN last),
+    and ``keys`` sorted.  Insertion sort of runs of 16, then bottom-up merges
+    that move (key, index) pairs, so that the reads stay sequential; ``ktmp``
+    and ``otmp`` are scratch of the same length."""
     n = keys.shape[0]
     for i in range(n):
         order[i] = i
@@ -79,43 +112,55 @@ def _stable_argsort(keys, order, tmp):
     for lo in range(0, n, run):
         hi = min(lo + run, n)
         for i in range(lo + 1, hi):
+            k = keys[i]
             o = order[i]
-            k = keys[o]
             j = i
-            while j > lo and sort_less(k, keys[order[j - 1]]):
+            while j > lo and sort_less(k, keys[j - 1]):
+                keys[j] = keys[j - 1]
                 order[j] = order[j - 1]
                 j -= 1
+            keys[j] = k
             order[j] = o
-    src, dst = order, tmp
+    ks, os, kd, od = keys, order, ktmp, otmp
     flipped = False
     width = run
     while width < n:
         for lo in range(0, n, 2 * width):
             mid = min(lo + width, n)
             hi = min(lo + 2 * width, n)
-            i, j, k = lo, mid, lo
+            if mid >= hi or not sort_less(ks[mid], ks[mid - 1]):     # already in order
+                for t in range(lo, hi):
+                    kd[t] = ks[t]
+                    od[t] = os[t]
+                continue
+            i, j, t = lo, mid, lo
             while i < mid and j < hi:
-                if sort_less(keys[src[j]], keys[src[i]]):    # strictly less: stable
-                    dst[k] = src[j]
+                if sort_less(ks[j], ks[i]):          # strictly less: stable
+                    kd[t] = ks[j]
+                    od[t] = os[j]
                     j += 1
                 else:
-                    dst[k] = src[i]
+                    kd[t] = ks[i]
+                    od[t] = os[i]
                     i += 1
-                k += 1
+                t += 1
             while i < mid:
-                dst[k] = src[i]
+                kd[t] = ks[i]
+                od[t] = os[i]
                 i += 1
-                k += 1
+                t += 1
             while j < hi:
-                dst[k] = src[j]
+                kd[t] = ks[j]
+                od[t] = os[j]
                 j += 1
-                k += 1
-        src, dst = dst, src
+                t += 1
+        ks, os, kd, od = kd, od, ks, os
         flipped = not flipped
         width *= 2
     if flipped:
         for i in range(n):
-            order[i] = src[i]
+            keys[i] = ks[i]
+            order[i] = os[i]
 
 
 @_jit
@@ -137,13 +182,14 @@ def sort_perm3(keys, perm):
     pre, n, post = keys.shape
     out = np.empty((pre, n, post), np.int64)
     buf = np.empty(n, keys.dtype)
+    ktmp = np.empty(n, keys.dtype)
     order = np.empty(n, np.int64)
-    tmp = np.empty(n, np.int64)
+    otmp = np.empty(n, np.int64)
     for i in range(pre):
         for k in range(post):
             for j in range(n):
                 buf[j] = keys[i, perm[i, j, k], k]
-            _stable_argsort(buf, order, tmp)
+            _stable_argsort(buf, order, ktmp, otmp)
             for j in range(n):
                 out[i, j, k] = perm[i, order[j], k]
     return out

@@ -816,14 +816,17 @@ def _combine_lines(mode, target, v, dtype):
     dt = np.dtype(dtype)
     if mode == "set":
         return [f"{target} = {v}"]
-    if dt.kind == "c" and mode in ("min", "max"):
-        from functad.lowering import LoweringError
-        raise LoweringError(f"scatter(mode={mode!r}) of complex values has no Numba lowering")
     if mode in ("add", "mul"):
         if dt.kind == "b":
             return [f"{target} = {target} {'or' if mode == 'add' else 'and'} {v}"]
         return [f"{target} {'+' if mode == 'add' else '*'}= {v}"]
     op = "<" if mode == "min" else ">"
+    if dt.kind == "c":     # np.minimum/maximum of complex: the current value stays if it
+        c = target         # has a NaN part or is <= (>=) v lexicographically, NaN-aware
+        keep = (f"({c}.real != {c}.real) | ({c}.imag != {c}.imag) | "
+                f"(({c}.real {op} {v}.real) & ({c}.imag == {c}.imag) & ({v}.imag == {v}.imag)) | "
+                f"(({c}.real == {v}.real) & ({c}.imag {op}= {v}.imag))")
+        return [f"if not ({keep}):", f"    {target} = {v}"]
     if dt.kind == "f":     # NaN wins, as in np.minimum/maximum
         return [f"if ({v} {op} {target}) | ({v} != {v}):", f"    {target} = {v}"]
     return [f"if {v} {op} {target}:", f"    {target} = {v}"]
