@@ -256,7 +256,9 @@ def _sort_lower(ctx, *ops, dimension, is_stable, num_keys):
         return f"np.ascontiguousarray({o}).reshape({s3})"
 
     perm = ctx.fresh("perm")
-    ctx.emit(f"{perm} = {ctx.rt('sort_iota3')}({pre}, {n}, {post})")
+    # typed constants: a bare literal would compile the helper once per value
+    ctx.emit(f"{perm} = {ctx.rt('sort_iota3')}(np.int64({pre}), np.int64({n}), "
+             f"np.int64({post}))")
     for k in reversed(range(num_keys)):
         ctx.emit(f"{perm} = {ctx.rt('sort_perm3')}({view(ops[k])}, {perm})")
     outs = []
@@ -271,7 +273,7 @@ sort_p.lower = _sort_lower
 
 
 def _searchsorted_lower(ctx, a, v, side):
-    right = "True" if side == "right" else "False"
+    right = "np.bool_(True)" if side == "right" else "np.bool_(False)"   # not a literal type
     shape = tuple(ctx.in_avals[1].shape)
     if not shape:
         return f"{ctx.rt('searchsorted_one')}({a}, {v}, {right})"
