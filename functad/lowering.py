@@ -262,7 +262,7 @@ VIEWS = {
 
 _WIDENED = {"reduce_sum", "reduce_prod"}   # float32 sums accumulate in float64
 _IDENTITY_PRIMS = {"stop_gradient"}          # lowered as the identity
-_INLINE_PRIMS = {"jit_call", "custom_jvp_call", "custom_vjp_call"}
+_INLINE_PRIMS = {"jit_call", "custom_jvp_call", "custom_vjp_call", "remat_call"}
 # primitives lowered by this module itself rather than by a ``lower`` rule
 STRUCTURAL = frozenset(_INLINE_PRIMS | _IDENTITY_PRIMS)
 
@@ -270,7 +270,7 @@ STRUCTURAL = frozenset(_INLINE_PRIMS | _IDENTITY_PRIMS)
 def _inline_body(eqn, in_avals):
     """The ClosedJaxpr of a call-like equation's body."""
     p = eqn.params
-    if eqn.primitive.name == "jit_call":
+    if eqn.primitive.name in ("jit_call", "remat_call"):
         return p["jaxpr"]
     return core.trace_to_jaxpr(p["fun"], in_avals, f"lower {p.get('name', '')}")
 
@@ -388,9 +388,11 @@ def _partition(eqns, outvars):
             items.append(("view", what))
 
     for eqn in eqns:
-        out = eqn.outvars[0]
+        out = eqn.outvars[0] if eqn.outvars else None     # effects may have no outputs
         pname = eqn.primitive.name
-        if pname in VIEWS and view_map(eqn) is not None:
+        if out is None:
+            pass
+        elif pname in VIEWS and view_map(eqn) is not None:
             producer[out] = ("view", eqn)
             continue
         reduction = pname in REDUCTIONS and eqn.inputs[0].aval.shape != ()
