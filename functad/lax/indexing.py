@@ -726,8 +726,9 @@ def _indexed_loops(ctx, indexer, shape, arrays, array_avals, loop_shape, clip, b
             a_shape = array_avals[j].shape
             lead = len(b_shape) - len(a_shape)
             used = [b_axes[lead + k] for k, m in enumerate(a_shape) if m != 1]
-            read = arrays[j] if not a_shape else (
-                f"{arrays[j]}[{', '.join('0' if m == 1 else loop_var(b_axes[lead + k]) for k, m in enumerate(a_shape))}]")
+            at = ", ".join("0" if m == 1 else loop_var(b_axes[lead + k])
+                           for k, m in enumerate(a_shape))
+            read = f"{arrays[j]}[{at}]" if a_shape else arrays[j]
             level = max(used) + 1 if used else 0
             r, t = ctx.fresh("r"), ctx.fresh("t")
             # branch-free (fewer blocks for Numba to type and LLVM to optimize);
@@ -855,7 +856,8 @@ def _scatter_lower(ctx, x, v, *arrays, indexer, mode, oob):
     def body(idx, src, ok):
         target = f"{res}[{', '.join(src)}]"
         if va.shape:
-            val = f"{v}[{', '.join('0' if m == 1 else idx[lead + k] for k, m in enumerate(va.shape))}]"
+            at = ", ".join("0" if m == 1 else idx[lead + k] for k, m in enumerate(va.shape))
+            val = f"{v}[{at}]"
             u = ctx.fresh("u")
             lines = [f"{u} = {val}"]
         else:
