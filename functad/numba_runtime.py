@@ -359,3 +359,411 @@ def cumulative(x, out, axis, op, reverse):
     _cumulative3(np.ascontiguousarray(x).reshape((pre, n, post)),
                  out.reshape((pre, n, post)), op, reverse)
     return out
+
+
+# --------------------------------------------------------------------------
+# lax.linalg: matrix products (dot_general) and linear algebra.
+#
+# The rules pass every array through ``as_any_layout`` (a no-op that retypes
+# it as a writable array of unknown layout), so that each helper is compiled
+# once per dtype -- whatever the layouts and read-only flags of the arrays of
+# a program -- and checks at run time whether an operand is C- or
+# Fortran-ordered.  The helpers never write into their inputs.
+#
+# Float and complex products call BLAS through Numba's ``np.dot``, on the
+# operands as they are when each matrix is C- or Fortran-contiguous (a
+# transposed view is Fortran-ordered) and on a copy only otherwise:
+# ``dot_blas_mm`` (matrices), ``_mv`` (matrix and vector), ``_vv`` (vectors)
+# and ``dot_blas`` (stacks x (B, M, K), y (B, K, N) into out (B, M, N), one
+# call per matrix).  ``dot_int`` and ``dot_bool`` are loops over such stacks
+# (BLAS has no integer products), and ``dot_outer`` is the K == 1 product
+# without a sum (as NumPy's outer products).
+#
+# The linear algebra helpers call the LAPACK routines that numpy.linalg
+# calls, with NumPy's arguments (gesv for solve and inv, getrf for det and
+# slogdet, potrf, syevd, gesdd, geqrf + orgqr), through the LAPACK bindings of
+# Numba's helper library (``numba.np.linalg._LAPACK``: symbols resolved at
+# run time, so that compiled code stays cacheable), and like NumPy on a
+# Fortran-ordered float64 copy of each matrix, rounding the results to the
+# outputs' dtype: their results equal NumPy's, float32 ones included.
+# Unlike Numba's np.linalg, they accept NaNs and empty matrices (as NumPy
+# does), read either triangle in eigh and compute complete QR factors.  They
+# take (B, m, n) stacks and write into preallocated (B, ...) outputs.
+# --------------------------------------------------------------------------
+
+from numba.core import types as _nbtypes  # noqa: E402
+from numba.core.imputils import impl_ret_borrowed as _impl_ret_borrowed  # noqa: E402
+from numba.extending import intrinsic as _intrinsic  # noqa: E402
+from numba.np import linalg as _nla  # noqa: E402
+
+
+@_intrinsic
+def as_any_layout(typingctx, arr):
+    """``arr`` itself, typed as a writable array of unknown ('A') layout."""
+    if not isinstance(arr, _nbtypes.Array):
+        return None
+    sig = arr.copy(layout="A", readonly=False)(arr)
+
+    def codegen(context, builder, signature, args):
+        return _impl_ret_borrowed(context, builder, signature.return_type, args[0])
+    return sig, codegen
+
+
+@_jit
+def _fortran_only(m):
+    """Whether the 2-d ``m`` is Fortran- but not C-contiguous (e.g. transposed)."""
+    return m.flags.f_contiguous and not m.flags.c_contiguous
+
+
+@_jit
+def _dot_blas_rhs(a, y, out):
+    if _fortran_only(y):
+        np.dot(a, np.asfortranarray(y), out)
+    else:
+        np.dot(a, np.ascontiguousarray(y), out)
+
+
+@_jit
+def dot_blas_mm(x, y, out):
+    """``out = x @ y`` for matrices, by BLAS (float or complex, one dtype;
+    K > 0).  A C- or Fortran-contiguous operand is used in place, any other
+    copied."""
+    if _fortran_only(x):
+        _dot_blas_rhs(np.asfortranarray(x), y, out)
+    else:
+        _dot_blas_rhs(np.ascontiguousarray(x), y, out)
+    return out
+
+
+@_jit
+def dot_blas_mv(x, v, out):
+    """``out = x @ v`` for a matrix and a vector, by BLAS."""
+    if _fortran_only(x):
+        np.dot(np.asfortranarray(x), np.ascontiguousarray(v), out)
+    else:
+        np.dot(np.ascontiguousarray(x), np.ascontiguousarray(v), out)
+    return out
+
+
+@_jit
+def dot_blas_vv(u, v):
+    """``u @ v`` for vectors (a scalar), by BLAS."""
+    return np.dot(np.ascontiguousarray(u), np.ascontiguousarray(v))
+
+
+@_jit
+def dot_blas(x, y, out):
+    """``out[b] = x[b] @ y[b]`` for stacks of matrices, by BLAS."""
+    for b in range(out.shape[0]):
+        dot_blas_mm(x[b], y[b], out[b])
+    return out
+
+
+@_jit
+def dot_int(x, y, out):
+    """``out[b] = x[b] @ y[b]`` for integers, wrapping around in ``out``'s
+    dtype as NumPy does."""
+    nb, m, k = x.shape
+    n = y.shape[2]
+    for b in range(nb):
+        for i in range(m):
+            for j in range(n):
+                out[b, i, j] = 0
+            for p in range(k):
+                v = x[b, i, p]
+                for j in range(n):
+                    out[b, i, j] += v * y[b, p, j]
+    return out
+
+
+@_jit
+def dot_bool(x, y, out):
+    """``out[b] = x[b] @ y[b]`` for booleans: ``any(x[b, i, :] & y[b, :, j])``."""
+    nb, m, k = x.shape
+    n = y.shape[2]
+    for b in range(nb):
+        for i in range(m):
+            for j in range(n):
+                out[b, i, j] = False
+            for p in range(k):
+                if x[b, i, p]:
+                    for j in range(n):
+                        if y[b, p, j]:
+                            out[b, i, j] = True
+    return out
+
+
+@_jit
+def dot_outer(x, y, out):
+    """``out[b, i, j] = x[b, i, 0] * y[b, 0, j]`` (logical and for booleans)."""
+    nb, m, _ = x.shape
+    n = y.shape[2]
+    for b in range(nb):
+        for i in range(m):
+            v = x[b, i, 0]
+            for j in range(n):
+                out[b, i, j] = v * y[b, 0, j]
+    return out
+
+
+# float64 LAPACK entry points (external functions of Numba's helper library,
+# which finds SciPy's LAPACK when first called)
+_F64 = _nbtypes.float64
+_getrf = _nla._LAPACK.numba_xxgetrf(_F64)
+_gesv = _nla._LAPACK.numba_xgesv(_F64)
+_potrf = _nla._LAPACK.numba_xxpotrf(_F64)
+_syevd = _nla._LAPACK.numba_ez_xxxevd(_F64)
+_gesdd = _nla._LAPACK.numba_ez_gesdd(_F64)
+_geqrf = _nla._LAPACK.numba_ez_geqrf(_F64)
+_orgqr = _nla._LAPACK.numba_ez_xxgqr(_F64)
+_FINT = _nla.F_INT_nptype
+_KIND = ord("d")
+
+
+@_jit
+def _lapack_check(info, message):
+    # NumPy raises for any non-zero info; a negative one can be data too
+    # (gesdd reports a NaN in its input as an invalid argument)
+    if info != 0:
+        raise np.linalg.LinAlgError(message)
+
+
+@_jit
+def _fortran_copy(a, buf):
+    """``a`` (m, n) into ``buf`` (n, m), which LAPACK then reads as ``a`` in
+    Fortran order."""
+    m, n = a.shape
+    for j in range(n):
+        for i in range(m):
+            buf[j, i] = a[i, j]
+
+
+@_jit
+def _from_fortran(buf, out, rows, cols):
+    """The Fortran-ordered (rows, cols) matrix in ``buf`` into ``out``."""
+    for i in range(rows):
+        for j in range(cols):
+            out[i, j] = buf[j, i]
+
+
+@_jit
+def la_solve(a, b, out):
+    """``out[i] = solve(a[i], b[i])`` by gesv, as numpy.linalg.solve."""
+    nb, n, k = b.shape
+    buf = np.empty((n, n), np.float64)
+    rhs = np.empty((k, n), np.float64)
+    ipiv = np.empty(max(n, 1), _FINT)
+    for i in range(nb):
+        if n == 0 or k == 0:
+            continue
+        _fortran_copy(a[i], buf)
+        _fortran_copy(b[i], rhs)
+        info = _gesv(_KIND, n, k, buf.ctypes, n, ipiv.ctypes, rhs.ctypes, n)
+        _lapack_check(info, "Singular matrix")
+        _from_fortran(rhs, out[i], n, k)
+    return out
+
+
+@_jit
+def la_inv(a, out):
+    """``out[i] = inv(a[i])``: gesv with the identity, as numpy.linalg.inv."""
+    nb, n, _ = a.shape
+    buf = np.empty((n, n), np.float64)
+    rhs = np.empty((n, n), np.float64)
+    ipiv = np.empty(max(n, 1), _FINT)
+    for i in range(nb):
+        if n == 0:
+            continue
+        _fortran_copy(a[i], buf)
+        rhs[:] = 0.0
+        for j in range(n):
+            rhs[j, j] = 1.0
+        info = _gesv(_KIND, n, n, buf.ctypes, n, ipiv.ctypes, rhs.ctypes, n)
+        _lapack_check(info, "Singular matrix")
+        _from_fortran(rhs, out[i], n, n)
+    return out
+
+
+@_jit
+def _slogdet1(a, buf, ipiv):
+    """(sign, log|det|) of the square ``a`` computed as NumPy does: getrf, the
+    sign from the pivots and the diagonal, a sum of logs; (0, -inf) for an
+    exactly singular matrix."""
+    n = a.shape[0]
+    if n == 0:
+        return 1.0, 0.0
+    _fortran_copy(a, buf)
+    info = _getrf(_KIND, n, n, buf.ctypes, n, ipiv.ctypes)
+    if info > 0:
+        return 0.0, -np.inf
+    _lapack_check(info, "LU factorization failed")
+    sign = 1.0
+    for j in range(n):
+        if ipiv[j] != j + 1:
+            sign = -sign
+    logdet = 0.0
+    for j in range(n):
+        d = buf[j, j]
+        if d < 0.0:
+            sign = -sign
+            d = -d
+        logdet += np.log(d)
+    return sign, logdet
+
+
+@_jit
+def la_slogdet(a, sign, logdet):
+    """``sign[i], logdet[i] = slogdet(a[i])``, as numpy.linalg.slogdet."""
+    nb, n, _ = a.shape
+    buf = np.empty((n, n), np.float64)
+    ipiv = np.empty(max(n, 1), _FINT)
+    for i in range(nb):
+        s, ld = _slogdet1(a[i], buf, ipiv)
+        sign[i] = s
+        logdet[i] = ld
+    return sign
+
+
+@_jit
+def la_det(a, out):
+    """``out[i] = det(a[i])`` as numpy.linalg.det: ``sign * exp(logdet)``."""
+    nb, n, _ = a.shape
+    buf = np.empty((n, n), np.float64)
+    ipiv = np.empty(max(n, 1), _FINT)
+    for i in range(nb):
+        s, ld = _slogdet1(a[i], buf, ipiv)
+        out[i] = s * np.exp(ld)
+    return out
+
+
+@_jit
+def la_cholesky(a, out):
+    """Lower Cholesky factors by potrf on the lower triangle (the upper one
+    zeroed), as numpy.linalg.cholesky."""
+    nb, n, _ = a.shape
+    buf = np.empty((n, n), np.float64)
+    for i in range(nb):
+        if n == 0:
+            continue
+        _fortran_copy(a[i], buf)
+        info = _potrf(_KIND, ord("L"), n, buf.ctypes, n)
+        _lapack_check(info, "Matrix is not positive definite")
+        for r in range(n):
+            for c in range(n):
+                out[i, r, c] = buf[c, r] if c <= r else 0.0
+    return out
+
+
+@_jit
+def la_eigh(a, lower, w, v):
+    """Eigenvalues (ascending) into ``w`` and eigenvectors into ``v`` by syevd
+    on the lower (``lower``) or upper triangle, as numpy.linalg.eigh."""
+    nb, n, _ = a.shape
+    buf = np.empty((n, n), np.float64)
+    ww = np.empty(n, np.float64)
+    uplo = ord("L") if lower else ord("U")
+    for i in range(nb):
+        if n == 0:
+            continue
+        _fortran_copy(a[i], buf)
+        info = _syevd(_KIND, ord("V"), uplo, n, buf.ctypes, n, ww.ctypes)
+        _lapack_check(info, "Eigenvalues did not converge")
+        for j in range(n):
+            w[i, j] = ww[j]
+        _from_fortran(buf, v[i], n, n)
+    return w
+
+
+@_jit
+def la_svd(a, full, u, s, vh):
+    """``u[i], s[i], vh[i] = svd(a[i], full_matrices=full)`` by gesdd, as
+    numpy.linalg.svd (an empty matrix: identities where square, as NumPy)."""
+    nb, m, n = a.shape
+    k = min(m, n)
+    ucols = m if full else k
+    vrows = n if full else k
+    buf = np.empty((n, m), np.float64)
+    ub = np.empty((ucols, m), np.float64)
+    vb = np.empty((n, vrows), np.float64)
+    ss = np.empty(k, np.float64)
+    jobz = ord("A") if full else ord("S")
+    for i in range(nb):
+        if k == 0:
+            u[i] = 0.0
+            vh[i] = 0.0
+            for j in range(min(m, ucols)):
+                u[i, j, j] = 1.0
+            for j in range(min(vrows, n)):
+                vh[i, j, j] = 1.0
+            continue
+        _fortran_copy(a[i], buf)
+        info = _gesdd(_KIND, jobz, m, n, buf.ctypes, m, ss.ctypes, ub.ctypes, m,
+                      vb.ctypes, vrows)
+        _lapack_check(info, "SVD did not converge")
+        for j in range(k):
+            s[i, j] = ss[j]
+        _from_fortran(ub, u[i], m, ucols)
+        _from_fortran(vb, vh[i], vrows, n)
+    return s
+
+
+@_jit
+def la_qr(a, q, r):
+    """``q[i], r[i] = qr(a[i])`` by geqrf and orgqr, as numpy.linalg.qr: mode
+    "complete" if ``q`` is square, else "reduced"."""
+    nb, m, n = a.shape
+    k = min(m, n)
+    qcols = q.shape[2]
+    buf = np.empty((max(n, qcols), m), np.float64)
+    tau = np.empty(max(k, 1), np.float64)
+    for i in range(nb):
+        q[i] = 0.0
+        r[i] = 0.0
+        if m == 0:
+            continue
+        buf[:] = 0.0
+        if k > 0:
+            _fortran_copy(a[i], buf[:n])
+            info = _geqrf(_KIND, m, n, buf.ctypes, m, tau.ctypes)
+            _lapack_check(info, "QR factorization failed")
+            for row in range(r.shape[1]):
+                for c in range(row, n):
+                    r[i, row, c] = buf[c, row]
+        if qcols > 0:
+            info = _orgqr(_KIND, m, qcols, k, buf.ctypes, m, tau.ctypes)
+            _lapack_check(info, "QR factorization failed")
+            _from_fortran(buf, q[i], m, qcols)
+    return q
+
+
+@_jit
+def la_triangular_solve(a, b, lower, transpose_a, unit_diagonal, out):
+    """``op(t) @ out[i] = b[i]`` by substitution, where ``t`` is the lower
+    (``lower``) or upper triangle of ``a[i]`` (with a unit diagonal if
+    ``unit_diagonal``) and ``op`` transposes if ``transpose_a``; an exact zero
+    on the diagonal raises, as LAPACK's trtrs."""
+    nb, n, k = b.shape
+    x = np.empty((n, k), np.float64)
+    forward = lower != transpose_a          # op(t) is lower triangular
+    for i in range(nb):
+        for r in range(n):
+            for c in range(k):
+                x[r, c] = b[i, r, c]
+        for step in range(n):
+            r = step if forward else n - 1 - step
+            lo = 0 if forward else r + 1
+            hi = r if forward else n
+            for j in range(lo, hi):
+                t = a[i, j, r] if transpose_a else a[i, r, j]
+                for c in range(k):
+                    x[r, c] -= t * x[j, c]
+            if not unit_diagonal:
+                d = a[i, r, r]
+                if d == 0.0:
+                    raise np.linalg.LinAlgError("Singular matrix")
+                for c in range(k):
+                    x[r, c] /= d
+        for r in range(n):
+            for c in range(k):
+                out[i, r, c] = x[r, c]
+    return out

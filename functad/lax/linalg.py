@@ -1166,3 +1166,243 @@ def qr(a, full_matrices=False):
     True
     """
     return qr_p.bind(a, full_matrices=bool(full_matrices))
+
+
+
+# --------------------------------------------------------------------------
+# Numba lowering rules (see functad.lowering).  The helpers they call are in
+# the lax.linalg section of functad.numba_runtime; every array handed to one
+# goes through ``_rt.as_any_layout``, so that each helper is compiled once per
+# dtype, whatever the layouts of a program's arrays.
+#
+# dot_general is canonicalized "to matmul": each operand's axes are permuted
+# to (batch, free, contracting) -- (batch, contracting, free) for the right
+# operand -- and each group merged into one axis, giving stacks x (B, M, K)
+# and y (B, K, N).  When the operand's axes are in that order, or in the
+# order with the last two groups swapped (a transposed matrix, which BLAS
+# takes as it is), this is a view; only other orders are copied.  Products
+# of floats go to BLAS (one call per stack element, into a preallocated
+# output), of integers and booleans to loops; so do products without a
+# contraction (outer products, scalar operands), as NumPy computes them.
+#
+# The matrix functions hand (B, m, n) stacks and preallocated outputs to a
+# helper that calls the LAPACK routine NumPy calls, as NumPy does (in
+# float64, float32 included), so that results equal eager ones.
+# --------------------------------------------------------------------------
+
+_BLAS_DTYPES = frozenset(np.dtype(t) for t in (np.float32, np.float64, np.complex64,
+                                               np.complex128))
+
+
+def _size(dims):
+    return int(np.prod(tuple(dims), dtype=np.int64))
+
+
+def _grouped(x, shape, groups):
+    """Expression of the array ``x`` (of ``shape``) with its axes permuted to
+    the concatenation of ``groups`` (1 to 3 of them) and each group merged
+    into one axis (an empty group is a new axis of length 1).
+
+    A view when the axes are in that order (indexing with ``np.newaxis`` when
+    nothing is merged, else a reshape of a C-contiguous array) or in the
+    order with the last two groups swapped (the transposed view of that);
+    a copy otherwise.
+    """
+    groups = [tuple(g) for g in groups]
+    ident = tuple(range(len(shape)))
+    target = tuple(_size(shape[i] for i in g) for g in groups)
+
+    def in_order(gs, tgt, base=x):
+        if all(len(g) <= 1 for g in gs):        # nothing merged: index (cheap to compile)
+            if len(shape) == len(tgt):
+                return base
+            return f"{base}[{', '.join(':' if g else 'np.newaxis' for g in gs)}]"
+        return f"np.ascontiguousarray({base}).reshape({tgt})"
+
+    order = sum(groups, ())
+    if order == ident:
+        return in_order(groups, target)
+    swapped = groups[:-2] + groups[-1:] + groups[-2:-1]
+    if len(groups) >= 2 and sum(swapped, ()) == ident:
+        tgt = target[:-2] + (target[-1], target[-2])
+        if len(groups) == 2:
+            return f"{in_order(swapped, tgt)}.T"
+        if len(shape) == 2 and not groups[0]:   # (1, M, K) from a transposed matrix
+            return in_order(groups, target, f"{x}.T")
+        return f"np.transpose({in_order(swapped, tgt)}, (0, 2, 1))"
+    t = f"np.ascontiguousarray(np.transpose({x}, {order}))"
+    return t if tuple(shape[i] for i in order) == target else f"{t}.reshape({target})"
+
+
+def _from_stack(name, stack_shape, shape, present=None):
+    """The array ``name`` of ``stack_shape`` as ``shape`` (a scalar for rank
+    0): by indexing (cheaper to compile than a reshape) when ``shape`` is
+    ``stack_shape`` without the axes that are not ``present`` (by default, a
+    leading axis of length 1), else by a reshape."""
+    stack_shape, shape = tuple(stack_shape), tuple(shape)
+    if stack_shape == shape:
+        return name
+    if present is None:
+        present = [i > 0 or d != 1 for i, d in enumerate(stack_shape)]
+    if tuple(d for d, p in zip(stack_shape, present) if p) == shape:
+        return f"{name}[{', '.join(':' if p else '0' for p in present)}]"
+    return f"{name}.reshape({shape})"
+
+
+def _alloc(ctx, shape, dtype, prefix):
+    name = ctx.fresh(prefix)
+    ctx.emit(f"{name} = np.empty({tuple(shape)}, {ctx.dtype(dtype)})")
+    return name
+
+
+def _dot_general_lower(ctx, x, y, *, dimension_numbers):
+    from functad.lowering import LoweringError
+    (lc, rc), (lb, rb) = dimension_numbers
+    xa, ya = ctx.in_avals
+    out = ctx.out_avals[0]
+    od, shape = out.dtype, tuple(out.shape)
+    dt = ctx.dtype(od)
+    xs, ys = tuple(xa.shape), tuple(ya.shape)
+    if od.kind not in "biu" and od not in _BLAS_DTYPES:
+        raise LoweringError(f"dot_general: no Numba lowering for {od.name} products")
+    # operands in the output dtype (NumPy converts both before multiplying)
+    x = (x if xa.dtype == od else f"{x}.astype({dt})") if xs else ctx.cast(x, xa.dtype, od)
+    y = (y if ya.dtype == od else f"{y}.astype({dt})") if ys else ctx.cast(y, ya.dtype, od)
+    if not xs and not ys:
+        return f"({x} and {y})" if od.kind == "b" else f"{dt}(({x}) * ({y}))"
+    lf, rf, _ = _dot_layout(dimension_numbers, len(xs), len(ys))
+    nb, k = _size(xs[i] for i in lb), _size(xs[i] for i in lc)
+    m, n = _size(xs[i] for i in lf), _size(ys[i] for i in rf)
+    if _size(shape) == 0 or (lc and k == 0):        # nothing to compute, or empty sums
+        return f"np.zeros({shape}, {dt})" if shape else ctx.literal(0, od)
+    any_layout = ctx.rt("as_any_layout")
+    if lc and not lb and od in _BLAS_DTYPES:
+        # one product by BLAS, of matrices (M, K) @ (K, N) or vectors
+        xm = any_layout + "(" + _grouped(x, xs, [lf, lc] if lf else [lc]) + ")"
+        ym = any_layout + "(" + _grouped(y, ys, [rc, rf] if rf else [rc]) + ")"
+        if not lf and not rf:
+            return f"{ctx.rt('dot_blas_vv')}({xm}, {ym})"
+        if lf and rf:
+            o, call, oshape = _alloc(ctx, (m, n), od, "dot"), "dot_blas_mm", (m, n)
+        else:
+            o, oshape = _alloc(ctx, (m if lf else n,), od, "dot"), (m if lf else n,)
+            call = "dot_blas_mv"
+            if not lf:          # x @ Y = Y.T @ x
+                xm, ym = any_layout + "(" + _grouped(y, ys, [rf, rc]) + ")", xm
+        ctx.emit(f"{ctx.rt(call)}({xm}, {ym}, {o})")
+        return _from_stack(o, oshape, shape)
+    # stacks x (B, M, K) and y (B, K, N): a batch, integers, booleans, outer products
+    xm = _grouped(x, xs, [lb, lf, lc]) if xs else f"np.full((1, 1, 1), {x})"
+    ym = _grouped(y, ys, [rb, rc, rf]) if ys else f"np.full((1, 1, 1), {y})"
+    if not lc:
+        helper = "dot_outer"        # no sum: out[b, i, j] = x[b, i] * y[b, j]
+    elif od in _BLAS_DTYPES:
+        helper = "dot_blas"
+    else:
+        helper = "dot_bool" if od.kind == "b" else "dot_int"
+    stack = (nb, m, n)
+    o = _alloc(ctx, stack, od, "dot")
+    ctx.emit(f"{ctx.rt(helper)}({any_layout}({xm}), {any_layout}({ym}), {o})")
+    return _from_stack(o, stack, shape, [bool(lb), bool(lf), bool(rf)])
+
+
+dot_general_p.lower = _dot_general_lower
+
+
+def _diagonal_lower(ctx, x, *, offset, axis1, axis2):
+    shape = ctx.in_avals[0].shape
+    out = ctx.out_avals[0]
+    rest = [a for a in range(len(shape)) if a not in (axis1, axis2)]
+    o = _alloc(ctx, out.shape, out.dtype, "diag")
+    idx = [ctx.fresh("i") for _ in rest]
+    kk = ctx.fresh("k")
+    src = []
+    for a in range(len(shape)):
+        if a in (axis1, axis2):
+            shift = max(0, -offset) if a == axis1 else max(0, offset)
+            src.append(f"{kk} + {shift}" if shift else kk)
+        else:
+            src.append(idx[rest.index(a)])
+    loops = [f"for {i} in range({shape[a]}):" for i, a in zip(idx, rest)]
+    loops.append(f"for {kk} in range({out.shape[-1]}):")
+    body = f"{o}[{', '.join(idx + [kk])}] = {x}[{', '.join(src)}]"
+    ctx.emit("\n".join("    " * d + line for d, line in enumerate(loops + [body])))
+    return o
+
+
+diagonal_p.lower = _diagonal_lower
+
+
+def _embed_diagonal_lower(ctx, v, *, offset, n, m):
+    vshape = ctx.in_avals[0].shape
+    out = ctx.out_avals[0]
+    o = ctx.fresh("emb")
+    ctx.emit(f"{o} = np.zeros({tuple(out.shape)}, {ctx.dtype(out.dtype)})")
+    idx = [ctx.fresh("i") for _ in vshape[:-1]]
+    kk = ctx.fresh("k")
+    r0, c0 = max(0, -offset), max(0, offset)
+    row = f"{kk} + {r0}" if r0 else kk
+    col = f"{kk} + {c0}" if c0 else kk
+    loops = [f"for {i} in range({d}):" for i, d in zip(idx, vshape[:-1])]
+    loops.append(f"for {kk} in range({vshape[-1]}):")
+    body = f"{o}[{', '.join(idx + [row, col])}] = {v}[{', '.join(idx + [kk])}]"
+    ctx.emit("\n".join("    " * d + line for d, line in enumerate(loops + [body])))
+    return o
+
+
+embed_diagonal_p.lower = _embed_diagonal_lower
+
+
+def _matrix_stack(ctx, x, aval):
+    """A (B, m, n) stack of the matrices ``x``, of any layout."""
+    *batch, rows, cols = aval.shape
+    if not batch:
+        x = f"{x}[np.newaxis]"
+    elif len(batch) > 1:
+        x = f"np.ascontiguousarray({x}).reshape(({_size(batch)}, {rows}, {cols}))"
+    return f"{ctx.rt('as_any_layout')}({x})"
+
+
+def _lapack_lower(helper, out_shapes, *flags):
+    """Rule calling ``helper(stacks..., flags..., outputs...)`` with (B, ...)
+    outputs of the jaxpr's dtypes and of the per-matrix shapes
+    ``out_shapes(*in_avals, **params)``."""
+    def rule(ctx, *args, **params):
+        nb = _size(ctx.in_avals[0].shape[:-2])
+        outs = []
+        for o_aval, core_shape in zip(ctx.out_avals, out_shapes(*ctx.in_avals, **params)):
+            stack = (nb,) + tuple(core_shape)
+            outs.append((_alloc(ctx, stack, o_aval.dtype, "la"), stack, o_aval.shape))
+        call = ([_matrix_stack(ctx, a, av) for a, av in zip(args, ctx.in_avals)]
+                + [repr(bool(params[f])) for f in flags] + [o for o, _, _ in outs])
+        ctx.emit(f"{ctx.rt(helper)}({', '.join(call)})")
+        results = [_from_stack(o, stack, shape) for o, stack, shape in outs]
+        return results[0] if len(results) == 1 else f"({''.join(r + ', ' for r in results)})"
+    rule.__name__ = f"_{helper}_lower"
+    return rule
+
+
+def _svd_core_shapes(a, full_matrices):
+    m, n = a.shape[-2:]
+    k = min(m, n)
+    um, vn = (m, n) if full_matrices else (k, k)
+    return [(m, um), (k,), (vn, n)]
+
+
+def _qr_core_shapes(a, full_matrices):
+    m, n = a.shape[-2:]
+    qn = m if full_matrices else min(m, n)
+    return [(m, qn), (qn, n)]
+
+
+cholesky_p.lower = _lapack_lower("la_cholesky", lambda a: [a.shape[-2:]])
+inv_p.lower = _lapack_lower("la_inv", lambda a: [a.shape[-2:]])
+det_p.lower = _lapack_lower("la_det", lambda a: [()])
+slogdet_p.lower = _lapack_lower("la_slogdet", lambda a: [(), ()])
+eigh_p.lower = _lapack_lower("la_eigh", lambda a, lower: [a.shape[-1:], a.shape[-2:]], "lower")
+svd_p.lower = _lapack_lower("la_svd", _svd_core_shapes, "full_matrices")
+qr_p.lower = _lapack_lower("la_qr", _qr_core_shapes)          # the mode is q's shape
+solve_p.lower = _lapack_lower("la_solve", lambda a, b: [b.shape[-2:]])
+triangular_solve_p.lower = _lapack_lower(
+    "la_triangular_solve", lambda a, b, **_: [b.shape[-2:]], "lower", "transpose_a",
+    "unit_diagonal")
