@@ -3,8 +3,9 @@
 A primitive is defined in one place with its impl, abstract evaluation, JVP
 rule, (if linear) transpose rule and batching rule.  This test walks the
 registry after importing every module that defines primitives, so a new
-primitive that forgets a rule fails here, not three transforms later.  (Numba
-lowering rules will be required by a later issue.)
+primitive that forgets a rule fails here, not three transforms later.  The
+Numba lowering (``lower``) is required too, except for the primitives that
+functad.lowering handles structurally (calls it inlines, identities).
 """
 
 import importlib
@@ -52,3 +53,10 @@ def test_every_primitive_has_rule(rule):
 def test_linear_primitives_have_transpose():
     missing = [p.name for p in PRIMITIVES if p.linear and not callable(p.transpose)]
     assert not missing, f"linear primitives without a transpose rule: {missing}"
+
+
+def test_every_primitive_has_a_numba_lowering():
+    from functad.lowering import STRUCTURAL
+    missing = [p.name for p in PRIMITIVES
+               if not callable(getattr(p, "lower", None)) and p.name not in STRUCTURAL]
+    assert not missing, f"primitives without a Numba lowering rule: {missing}"
