@@ -141,6 +141,18 @@ def _fit_tangent(out, ans):
     return out
 
 
+def fit_to_aval(x, aval):
+    """``x`` broadcast and cast to the shape and dtype of ``aval`` (for tangents
+    and cotangents coming out of a sub-jaxpr)."""
+    if shape_of(x) != aval.shape:
+        from functad.lax.shapes import broadcast_to
+        x = broadcast_to(x, aval.shape)
+    if aval_of(x).dtype != aval.dtype:
+        from functad.lax.elementwise import convert_element_type
+        x = convert_element_type(x, aval.dtype)
+    return x
+
+
 def zeros_like_aval(aval):
     return core._wrap(np.zeros(aval.shape, aval.dtype))
 

@@ -647,6 +647,17 @@ def eval_jaxpr(jaxpr: Jaxpr, consts, *args):
     return [read(v) for v in jaxpr.outvars]
 
 
+def check_call_args(avals, closed, what):
+    """Argument types of a call-like primitive against its jaxpr's inputs."""
+    expected = closed.in_avals
+    if len(avals) != len(expected):
+        raise TypeError(f"{what}: {len(expected)} arguments expected, got {len(avals)}")
+    for i, (a, e) in enumerate(zip(avals, expected)):
+        if a.shape != e.shape or a.dtype != e.dtype:
+            raise TypeError(f"{what}: argument {i} has type {a.str_short()}, the jaxpr "
+                            f"expects {e.str_short()}")
+
+
 def abstract_eval(prim, avals, params):
     """Output avals of ``prim`` as a list."""
     out = prim.abstract_eval(*avals, **params)

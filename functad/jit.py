@@ -239,13 +239,7 @@ def _jit_call_impl(*args, jaxpr, name):
 
 
 def _jit_call_abstract_eval(*avals, jaxpr, name):
-    expected = jaxpr.in_avals
-    if len(avals) != len(expected):
-        raise TypeError(f"jit_call of {name}: {len(expected)} arguments expected, got {len(avals)}")
-    for i, (a, e) in enumerate(zip(avals, expected)):
-        if a.shape != e.shape or a.dtype != e.dtype:
-            raise TypeError(f"jit_call of {name}: argument {i} has type {a.str_short()}, "
-                            f"the jaxpr expects {e.str_short()}")
+    core.check_call_args(avals, jaxpr, f"jit_call of {name}")
     return list(jaxpr.out_avals)
 
 

@@ -67,14 +67,8 @@ def _is_linearizing(interp):
 
 
 def _fit(x, aval):
-    """``x`` with the shape and dtype of ``aval`` (tangents)."""
-    if core.shape_of(x) != aval.shape:
-        from functad.lax.shapes import broadcast_to
-        x = broadcast_to(x, aval.shape)
-    if aval_of(x).dtype != aval.dtype:
-        from functad.lax.elementwise import convert_element_type
-        x = convert_element_type(x, aval.dtype)
-    return x
+    from functad.ad import fit_to_aval     # tangents get the shape and dtype of their aval
+    return fit_to_aval(x, aval)
 
 
 def _closure_convert(closed):
@@ -103,14 +97,7 @@ def _dependent_outputs(closed, nz):
     return [type(v) is Var and v in dep and v.aval.is_float for v in j.outvars]
 
 
-def _check_args(avals, closed, what):
-    expected = closed.in_avals
-    if len(avals) != len(expected):
-        raise TypeError(f"{what}: {len(expected)} arguments expected, got {len(avals)}")
-    for i, (a, e) in enumerate(zip(avals, expected)):
-        if a.shape != e.shape or a.dtype != e.dtype:
-            raise TypeError(f"{what}: argument {i} has type {a.str_short()}, the body "
-                            f"expects {e.str_short()}")
+_check_args = core.check_call_args
 
 
 def _batch_jaxpr(closed, size, batched):

@@ -51,7 +51,7 @@ import numpy as np
 from functad import core
 from functad import tree_util as tu
 from functad.config import config
-from functad.ad import UndefinedPrimal, backward_pass, jvp_flat, zeros_like_aval
+from functad.ad import UndefinedPrimal, backward_pass, fit_to_aval, jvp_flat, zeros_like_aval
 from functad.batching import BatchInterpreter, BatchTracer, moveaxis
 from functad.core import (ClosedJaxpr, Jaxpr, Literal, Primitive, StagingInterpreter, Tracer,
                           Var, aval_of, eval_jaxpr)
@@ -186,14 +186,7 @@ def _same(a, b):
     return a.shape == b.shape and a.dtype == b.dtype
 
 
-def _fit(x, aval):
-    """``x`` with the shape and dtype of ``aval`` (tangents and cotangents)."""
-    from functad.lax.shapes import broadcast_to
-    if core.shape_of(x) != aval.shape:
-        x = broadcast_to(x, aval.shape)
-    if aval_of(x).dtype != aval.dtype:
-        x = convert_element_type(x, aval.dtype)
-    return x
+_fit = fit_to_aval      # tangents and cotangents get the shape and dtype of their aval
 
 
 def _fix_tangent(t, aval, instantiate):
