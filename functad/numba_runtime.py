@@ -368,16 +368,20 @@ def cumulative(x, out, axis, op, reverse):
 # it as a writable array of unknown layout), so that each helper is compiled
 # once per dtype -- whatever the layouts and read-only flags of the arrays of
 # a program -- and checks at run time whether an operand is C- or
-# Fortran-ordered.  The helpers never write into their inputs.
+# Fortran-ordered.  The helpers never write into their inputs.  Generated
+# code permutes and merges axes with ``permuted`` rather than with
+# np.transpose(x, axes) and reshape, whose typing costs seconds in each
+# process (here it is compiled once and cached).
 #
 # Float and complex products call BLAS through Numba's ``np.dot``, on the
 # operands as they are when each matrix is C- or Fortran-contiguous (a
 # transposed view is Fortran-ordered) and on a copy only otherwise:
 # ``dot_blas_mm`` (matrices), ``_mv`` (matrix and vector), ``_vv`` (vectors)
 # and ``dot_blas`` (stacks x (B, M, K), y (B, K, N) into out (B, M, N), one
-# call per matrix).  ``dot_int`` and ``dot_bool`` are loops over such stacks
-# (BLAS has no integer products), and ``dot_outer`` is the K == 1 product
-# without a sum (as NumPy's outer products).
+# call per matrix; ``tx``/``ty``: the operand is stored as (B, K, M) or
+# (B, N, K) and used transposed).  ``dot_int`` and ``dot_bool`` are loops over
+# such stacks (BLAS has no integer products), and ``dot_outer`` is the K == 1
+# product without a sum (as NumPy's outer products).
 #
 # The linear algebra helpers call the LAPACK routines that numpy.linalg
 # calls, with NumPy's arguments (gesv for solve and inv, getrf for det and
@@ -452,43 +456,55 @@ def dot_blas_vv(u, v):
 
 
 @_jit
-def dot_blas(x, y, out):
-    """``out[b] = x[b] @ y[b]`` for stacks of matrices, by BLAS."""
+def permuted(x, perm, shape):
+    """``x.transpose(perm)`` reshaped to ``shape``: a view if it is
+    C-contiguous, else a C-ordered copy."""
+    return np.ascontiguousarray(x.transpose(perm)).reshape(shape)
+
+
+@_jit
+def dot_blas(x, y, tx, ty, out):
+    """``out[b] = op(x[b]) @ op(y[b])`` for stacks of matrices, by BLAS, where
+    ``op`` transposes if ``tx`` (``ty``)."""
     for b in range(out.shape[0]):
-        dot_blas_mm(x[b], y[b], out[b])
+        xb = x[b].T if tx else x[b]
+        yb = y[b].T if ty else y[b]
+        dot_blas_mm(xb, yb, out[b])
     return out
 
 
 @_jit
-def dot_int(x, y, out):
-    """``out[b] = x[b] @ y[b]`` for integers, wrapping around in ``out``'s
-    dtype as NumPy does."""
-    nb, m, k = x.shape
-    n = y.shape[2]
+def dot_int(x, y, tx, ty, out):
+    """``out[b] = op(x[b]) @ op(y[b])`` for integers (``op`` as in
+    :func:`dot_blas`), wrapping around in ``out``'s dtype as NumPy does."""
+    nb, m, n = out.shape
     for b in range(nb):
+        xb = x[b].T if tx else x[b]
+        yb = y[b].T if ty else y[b]
         for i in range(m):
             for j in range(n):
                 out[b, i, j] = 0
-            for p in range(k):
-                v = x[b, i, p]
+            for p in range(xb.shape[1]):
+                v = xb[i, p]
                 for j in range(n):
-                    out[b, i, j] += v * y[b, p, j]
+                    out[b, i, j] += v * yb[p, j]
     return out
 
 
 @_jit
-def dot_bool(x, y, out):
-    """``out[b] = x[b] @ y[b]`` for booleans: ``any(x[b, i, :] & y[b, :, j])``."""
-    nb, m, k = x.shape
-    n = y.shape[2]
+def dot_bool(x, y, tx, ty, out):
+    """``out[b] = op(x[b]) @ op(y[b])`` for booleans: ``any(x & y)`` over K."""
+    nb, m, n = out.shape
     for b in range(nb):
+        xb = x[b].T if tx else x[b]
+        yb = y[b].T if ty else y[b]
         for i in range(m):
             for j in range(n):
                 out[b, i, j] = False
-            for p in range(k):
-                if x[b, i, p]:
+            for p in range(xb.shape[1]):
+                if xb[i, p]:
                     for j in range(n):
-                        if y[b, p, j]:
+                        if yb[p, j]:
                             out[b, i, j] = True
     return out
 
@@ -496,8 +512,7 @@ def dot_bool(x, y, out):
 @_jit
 def dot_outer(x, y, out):
     """``out[b, i, j] = x[b, i, 0] * y[b, 0, j]`` (logical and for booleans)."""
-    nb, m, _ = x.shape
-    n = y.shape[2]
+    nb, m, n = out.shape
     for b in range(nb):
         for i in range(m):
             v = x[b, i, 0]

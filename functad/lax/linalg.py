@@ -1180,7 +1180,10 @@ def qr(a, full_matrices=False):
 # operand -- and each group merged into one axis, giving stacks x (B, M, K)
 # and y (B, K, N).  When the operand's axes are in that order, or in the
 # order with the last two groups swapped (a transposed matrix, which BLAS
-# takes as it is), this is a view; only other orders are copied.  Products
+# takes as it is), this is a view; only other orders are copied.  Generated
+# code makes views with ``.T`` and ``np.newaxis`` and merges or permutes
+# axes with a helper, never with np.transpose(x, axes) or reshape, whose
+# typing costs seconds in every process that compiles a program.  Products
 # of floats go to BLAS (one call per stack element, into a preallocated
 # output), of integers and booleans to loops; so do products without a
 # contraction (outer products, scalar operands), as NumPy computes them.
@@ -1198,15 +1201,24 @@ def _size(dims):
     return int(np.prod(tuple(dims), dtype=np.int64))
 
 
-def _grouped(x, shape, groups):
-    """Expression of the array ``x`` (of ``shape``) with its axes permuted to
-    the concatenation of ``groups`` (1 to 3 of them) and each group merged
-    into one axis (an empty group is a new axis of length 1).
+def _merge(ctx, x, perm, shape):
+    """``x`` (wrapped for a helper) with its axes permuted by ``perm`` and
+    reshaped to ``shape``: a view if C-contiguous, else a copy, by a helper
+    (np.transpose(x, axes) and reshape are slow to compile)."""
+    any_layout = ctx.rt("as_any_layout")
+    return f"{ctx.rt('permuted')}({any_layout}({x}), {tuple(perm)}, {tuple(shape)})"
 
-    A view when the axes are in that order (indexing with ``np.newaxis`` when
-    nothing is merged, else a reshape of a C-contiguous array) or in the
-    order with the last two groups swapped (the transposed view of that);
-    a copy otherwise.
+
+def _grouped(ctx, x, shape, groups):
+    """``(expr, swapped)``: the array ``x`` (of ``shape``) with its axes
+    permuted to the concatenation of ``groups`` (1 to 3 of them) and each
+    group merged into one axis (an empty group is a new axis of length 1).
+
+    A view when the axes are in that order (indexing with ``np.newaxis``
+    when nothing is merged) or in the order with the last two groups swapped:
+    for two groups the expression is then a transposed view (``.T``), for
+    three ``swapped`` is true and the expression has the last two axes
+    exchanged (the helpers transpose each matrix).  Any other order is copied.
     """
     groups = [tuple(g) for g in groups]
     ident = tuple(range(len(shape)))
@@ -1217,28 +1229,27 @@ def _grouped(x, shape, groups):
             if len(shape) == len(tgt):
                 return base
             return f"{base}[{', '.join(':' if g else 'np.newaxis' for g in gs)}]"
-        return f"np.ascontiguousarray({base}).reshape({tgt})"
+        return _merge(ctx, base, ident, tgt)
 
     order = sum(groups, ())
     if order == ident:
-        return in_order(groups, target)
+        return in_order(groups, target), False
     swapped = groups[:-2] + groups[-1:] + groups[-2:-1]
     if len(groups) >= 2 and sum(swapped, ()) == ident:
         tgt = target[:-2] + (target[-1], target[-2])
         if len(groups) == 2:
-            return f"{in_order(swapped, tgt)}.T"
+            return f"{in_order(swapped, tgt)}.T", False
         if len(shape) == 2 and not groups[0]:   # (1, M, K) from a transposed matrix
-            return in_order(groups, target, f"{x}.T")
-        return f"np.transpose({in_order(swapped, tgt)}, (0, 2, 1))"
-    t = f"np.ascontiguousarray(np.transpose({x}, {order}))"
-    return t if tuple(shape[i] for i in order) == target else f"{t}.reshape({target})"
+            return in_order(groups, target, f"{x}.T"), False
+        return in_order(swapped, tgt), True
+    return _merge(ctx, x, order, target), False
 
 
-def _from_stack(name, stack_shape, shape, present=None):
+def _from_stack(ctx, name, stack_shape, shape, present=None):
     """The array ``name`` of ``stack_shape`` as ``shape`` (a scalar for rank
-    0): by indexing (cheaper to compile than a reshape) when ``shape`` is
-    ``stack_shape`` without the axes that are not ``present`` (by default, a
-    leading axis of length 1), else by a reshape."""
+    0): by indexing when ``shape`` is ``stack_shape`` without the axes that
+    are not ``present`` (by default, a leading axis of length 1), else by a
+    reshape (a view)."""
     stack_shape, shape = tuple(stack_shape), tuple(shape)
     if stack_shape == shape:
         return name
@@ -1246,7 +1257,7 @@ def _from_stack(name, stack_shape, shape, present=None):
         present = [i > 0 or d != 1 for i, d in enumerate(stack_shape)]
     if tuple(d for d, p in zip(stack_shape, present) if p) == shape:
         return f"{name}[{', '.join(':' if p else '0' for p in present)}]"
-    return f"{name}.reshape({shape})"
+    return _merge(ctx, name, range(len(stack_shape)), shape)
 
 
 def _alloc(ctx, shape, dtype, prefix):
@@ -1278,8 +1289,8 @@ def _dot_general_lower(ctx, x, y, *, dimension_numbers):
     any_layout = ctx.rt("as_any_layout")
     if lc and not lb and od in _BLAS_DTYPES:
         # one product by BLAS, of matrices (M, K) @ (K, N) or vectors
-        xm = any_layout + "(" + _grouped(x, xs, [lf, lc] if lf else [lc]) + ")"
-        ym = any_layout + "(" + _grouped(y, ys, [rc, rf] if rf else [rc]) + ")"
+        xm = f"{any_layout}({_grouped(ctx, x, xs, [lf, lc] if lf else [lc])[0]})"
+        ym = f"{any_layout}({_grouped(ctx, y, ys, [rc, rf] if rf else [rc])[0]})"
         if not lf and not rf:
             return f"{ctx.rt('dot_blas_vv')}({xm}, {ym})"
         if lf and rf:
@@ -1288,22 +1299,21 @@ def _dot_general_lower(ctx, x, y, *, dimension_numbers):
             o, oshape = _alloc(ctx, (m if lf else n,), od, "dot"), (m if lf else n,)
             call = "dot_blas_mv"
             if not lf:          # x @ Y = Y.T @ x
-                xm, ym = any_layout + "(" + _grouped(y, ys, [rf, rc]) + ")", xm
+                xm, ym = f"{any_layout}({_grouped(ctx, y, ys, [rf, rc])[0]})", xm
         ctx.emit(f"{ctx.rt(call)}({xm}, {ym}, {o})")
-        return _from_stack(o, oshape, shape)
+        return _from_stack(ctx, o, oshape, shape)
     # stacks x (B, M, K) and y (B, K, N): a batch, integers, booleans, outer products
-    xm = _grouped(x, xs, [lb, lf, lc]) if xs else f"np.full((1, 1, 1), {x})"
-    ym = _grouped(y, ys, [rb, rc, rf]) if ys else f"np.full((1, 1, 1), {y})"
-    if not lc:
-        helper = "dot_outer"        # no sum: out[b, i, j] = x[b, i] * y[b, j]
-    elif od in _BLAS_DTYPES:
-        helper = "dot_blas"
-    else:
-        helper = "dot_bool" if od.kind == "b" else "dot_int"
+    xm, tx = _grouped(ctx, x, xs, [lb, lf, lc]) if xs else (f"np.full((1, 1, 1), {x})", False)
+    ym, ty = _grouped(ctx, y, ys, [rb, rc, rf]) if ys else (f"np.full((1, 1, 1), {y})", False)
     stack = (nb, m, n)
     o = _alloc(ctx, stack, od, "dot")
-    ctx.emit(f"{ctx.rt(helper)}({any_layout}({xm}), {any_layout}({ym}), {o})")
-    return _from_stack(o, stack, shape, [bool(lb), bool(lf), bool(rf)])
+    if not lc:              # no sum: out[b, i, j] = x[b, i] * y[b, j] (never swapped)
+        ctx.emit(f"{ctx.rt('dot_outer')}({any_layout}({xm}), {any_layout}({ym}), {o})")
+    else:
+        helper = ("dot_blas" if od in _BLAS_DTYPES else
+                  "dot_bool" if od.kind == "b" else "dot_int")
+        ctx.emit(f"{ctx.rt(helper)}({any_layout}({xm}), {any_layout}({ym}), {tx}, {ty}, {o})")
+    return _from_stack(ctx, o, stack, shape, [bool(lb), bool(lf), bool(rf)])
 
 
 dot_general_p.lower = _dot_general_lower
@@ -1359,7 +1369,7 @@ def _matrix_stack(ctx, x, aval):
     if not batch:
         x = f"{x}[np.newaxis]"
     elif len(batch) > 1:
-        x = f"np.ascontiguousarray({x}).reshape(({_size(batch)}, {rows}, {cols}))"
+        x = _merge(ctx, x, range(len(aval.shape)), (_size(batch), rows, cols))
     return f"{ctx.rt('as_any_layout')}({x})"
 
 
@@ -1376,7 +1386,7 @@ def _lapack_lower(helper, out_shapes, *flags):
         call = ([_matrix_stack(ctx, a, av) for a, av in zip(args, ctx.in_avals)]
                 + [repr(bool(params[f])) for f in flags] + [o for o, _, _ in outs])
         ctx.emit(f"{ctx.rt(helper)}({', '.join(call)})")
-        results = [_from_stack(o, stack, shape) for o, stack, shape in outs]
+        results = [_from_stack(ctx, o, stack, shape) for o, stack, shape in outs]
         return results[0] if len(results) == 1 else f"({''.join(r + ', ' for r in results)})"
     rule.__name__ = f"_{helper}_lower"
     return rule
