@@ -21,6 +21,7 @@ import functad.numpy as fnp
 from functad import lax
 from helpers import assert_jit_numba
 
+
 @pytest.fixture(autouse=True)
 def numba_backend():
     with fd.config.override(jit_backend="numba"):
