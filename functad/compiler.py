@@ -192,11 +192,12 @@ def _dispatcher(lowered):
         else:
             fn = _load_module(e.path, e.modname).program
         use_cache = e.path is not None
+        was_cached = e.in_cache()
         try:
             disp = _build(fn, e.spec, e.parallel, use_cache)
         except Exception as err:    # noqa: BLE001 - decide below whether the cache is to blame
-            if not use_cache or isinstance(err, (numba.core.errors.TypingError,
-                                                 numba.core.errors.LoweringError)):
+            if not was_cached or isinstance(err, (numba.core.errors.TypingError,
+                                                  numba.core.errors.LoweringError)):
                 raise CompileError(_explain(err, lowered)) from err
             if e.modname not in _warned:
                 _warned.add(e.modname)

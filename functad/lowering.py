@@ -41,12 +41,12 @@ tuple expression.
 
 >>> import functad as fd, functad.numpy as fnp
 >>> from functad.lowering import lower_jaxpr
->>> closed = fd.make_jaxpr(lambda x: fnp.sum(fnp.sin(x) * 2.0))(fnp.ones(3, "float32"))
+>>> closed = fd.make_jaxpr(lambda x: fnp.sum(fnp.abs(x) * 2.0))(fnp.ones(3, "float32"))
 >>> print(lower_jaxpr(closed).source)
 def program(a0):
     acc0 = np.float64(0.0)
     for i0 in range(3):
-        v1 = np.float32(np.sin(a0[i0]))
+        v1 = np.float32(np.abs(a0[i0]))
         v2 = np.float32((v1) * (np.float32(2.0)))
         acc0 += np.float64(v2)
     v3 = np.float32(acc0)
@@ -161,6 +161,20 @@ class RuleContext:
             yield
         finally:
             self._b.indent -= 1
+
+    def guard(self, condition: str) -> bool:
+        """Inside a fused loop: if ``condition`` (a scalar expression) is ever
+        true, the loop is run again with ``ctx.safe_math`` set, so that a fast
+        function valid on a limited range (``sin`` below 1e5...) can be used
+        without ever giving a wrong result.  Returns False where no guard is
+        possible (the rule must then emit its safe version)."""
+        b = self._b
+        if not b.in_group or b.safe_math:
+            return False
+        flag = b.fresh("unsafe")       # one count per guard: prange reduces each sum
+        b.guard_flags.append(flag)
+        b.emit(f"{flag} += ({condition})")
+        return True
 
     def is_fresh_array(self, expr: str) -> bool:
         """Is ``expr`` an array a fused loop just allocated (C-contiguous, writable,
@@ -442,6 +456,9 @@ class _Builder:
         self.parallel = False
         self.consts = []            # (argument name, value, aval) after the inputs
         self.fresh_arrays = set()   # names of arrays a fused loop allocated (C, writable)
+        self.in_group = False       # emitting a fused loop (ctx.guard works there)
+        self.safe_math = False      # the guarded loop's second, safe pass
+        self.guard_flags = []
 
     def add_const(self, value, aval):
         name = f"c{len(self.consts)}"
@@ -570,13 +587,22 @@ def _emit_eqn(b, eqn):
         b.emit(f"{outs[0]} = {expr}")
 
 
+def _threads():
+    """Threads Numba would use (its NUMBA_NUM_THREADS, else the CPU count)."""
+    import os
+    try:
+        return int(os.environ.get("NUMBA_NUM_THREADS") or os.cpu_count() or 1)
+    except ValueError:
+        return 1
+
+
 def _parallel_ok(g):
     """Run the outer loop on several threads?  Only for big loops, and only if
     no two iterations of it update the same accumulator other than by a
     scalar sum or product (which Numba's ``prange`` turns into a reduction)."""
     from functad.config import config
     threshold = config.jit_parallel_threshold
-    if not threshold or not g.shape or int(np.prod(g.shape)) < threshold:
+    if not threshold or not g.shape or int(np.prod(g.shape)) < threshold or _threads() < 2:
         return False
     for e in g.members:
         out = e.outvars[0]
@@ -589,6 +615,25 @@ def _parallel_ok(g):
 
 
 def _emit_group(b, g, escapes, producer):
+    """Emit a fused loop; if a rule guarded a fast function (``ctx.guard``),
+    run the whole loop again with the safe functions when the guard fired."""
+    start, indent = len(b.lines), b.indent
+    b.in_group, b.guard_flags = True, []
+    try:
+        _emit_group_once(b, g, escapes, producer)
+        flags = b.guard_flags
+        if flags:
+            b.lines[start:start] = ["    " * indent + f"{f} = 0" for f in flags]
+            b.emit(f"if {' or '.join(flags)}:")
+            b.indent += 1
+            b.safe_math = True
+            _emit_group_once(b, g, escapes, producer)
+    finally:
+        b.indent = indent
+        b.in_group, b.safe_math, b.guard_flags = False, False, []
+
+
+def _emit_group_once(b, g, escapes, producer):
     shape = g.shape
     rank = len(shape)
     idx = [f"i{k}" for k in range(rank)]

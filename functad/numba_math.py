@@ -14,7 +14,13 @@ so a loop that uses them compiles to SIMD code:
 * ``log``: ``x = m 2**e`` with ``m`` in ``[sqrt(1/2), sqrt(2))`` read from the
   bits, ``log(m) = 2 atanh(s)``, ``s = (m - 1)/(m + 1)``, by its series;
 * ``tanh = expm1(2x) / (expm1(2x) + 2)`` (sign-symmetric), ``logistic``
-  from ``exp(-|x|)``.
+  from ``exp(-|x|)``;
+* ``sin``, ``cos``: ``x = n pi/2 + r`` (Cody-Waite, ``pi/2`` in three parts
+  of 33 bits, so ``n * part`` is exact), Taylor polynomials of ``sin r`` and
+  ``cos r`` on ``|r| <= pi/4``, and the quadrant ``n mod 4`` selecting among
+  them.  This reduction is exact only for ``|x| <= SIN_COS_LIMIT`` (1e5):
+  the lowering guards each loop with a flag and re-runs it with the C
+  library's functions if any argument is larger.
 
 Float64 versions are accurate to about 2 ulp; float32 versions compute in
 float64 with shorter polynomials and round once (error below 1 ulp of
@@ -38,7 +44,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-__all__ = ["exp_f64", "exp_f32", "expm1_f64", "expm1_f32", "log_f64", "log_f32",
+__all__ = ["SIN_COS_LIMIT", "sin_f64", "sin_f32", "cos_f64", "cos_f32", "exp_f64", "exp_f32", "expm1_f64", "expm1_f32", "log_f64", "log_f32",
            "tanh_f64", "tanh_f32", "logistic_f64", "logistic_f32"]
 
 
@@ -177,3 +183,44 @@ expm1_f32 = _jit(_f32("expm1_f32", _jit(_make_expm1(
 log_f32 = _jit(_f32("log_f32", _jit(_make_log("log_f32_work", 5))))
 tanh_f32 = _jit(_f32("tanh_f32", tanh_f64))
 logistic_f32 = _jit(_f32("logistic_f32", logistic_f64))
+
+
+SIN_COS_LIMIT = 1e5
+_PIO2 = (1.5707963267341256, 6.077100506303966e-11, 2.0222662487959506e-21)
+_TWO_OVER_PI = 0.6366197723675814
+_SIN_COEFS = [0.0] + [((-1) ** (k // 2)) / math.factorial(k) if k % 2 else 0.0
+                      for k in range(1, 20)]
+_COS_COEFS = [((-1) ** (k // 2)) / math.factorial(k) if k % 2 == 0 else 0.0
+              for k in range(0, 20)]
+
+
+def _odd_even(coefs, parity):
+    """Coefficients of the polynomial in z = r*r (odd: divided by r)."""
+    return [coefs[k] for k in range(parity, len(coefs), 2)]
+
+
+def _make_sincos(name, which):
+    sin_p = _horner(_odd_even(_SIN_COEFS, 1), "z")
+    cos_p = _horner(_odd_even(_COS_COEFS, 0), "z")
+    # quadrant q: sin(x) = [s, c, -s, -c][q]; cos(x) = [c, -s, -c, s][q]
+    shift = 0 if which == "sin" else 1
+    return _define(name, f"""
+def {name}(x):
+    t = x * {_TWO_OVER_PI!r} + {_SHIFTER!r}
+    n = t - {_SHIFTER!r}
+    r = ((x - n * {_PIO2[0]!r}) - n * {_PIO2[1]!r}) - n * {_PIO2[2]!r}
+    z = r * r
+    s = r * ({sin_p})
+    c = {cos_p}
+    q = (_as_int(t) - {_SHIFTER_BITS} + {shift}) & 3
+    y = s if q == 0 else c
+    y = -s if q == 2 else y
+    y = -c if q == 3 else y
+    return y if x - x == 0.0 else x - x          # nan for nan and +-inf
+""")
+
+
+sin_f64 = _jit(_make_sincos("sin_f64", "sin"))
+cos_f64 = _jit(_make_sincos("cos_f64", "cos"))
+sin_f32 = _jit(_f32("sin_f32", sin_f64))
+cos_f32 = _jit(_f32("cos_f32", cos_f64))

@@ -135,10 +135,22 @@ def test_value_and_grad_of_a_chain_is_one_loop():
     x = np.linspace(-1, 1, 7)
     f = lambda x: fnp.sum(fnp.tanh(x) * fnp.exp(-x ** 2) + fnp.sin(x))  # noqa: E731
     src = _source(fd.value_and_grad(f), x)
-    assert src.count("for ") == 1, src
-    assert src.count("np.empty(") == 1, src       # only the gradient is materialized
+    fast = src.split("    if unsafe")[0]        # the loop with vectorizable sin/cos ...
+    assert fast.count("for ") == 1, src
+    assert fast.count("np.empty(") == 1, src      # only the gradient is materialized
+    assert "_vm.sin_f64" in fast and "np.sin(" in src.split("    if unsafe")[1]  # ... and
+    # the same loop with the C library's sin/cos, run only if some |x| > 1e5
     got = assert_jit_numba(fd.value_and_grad(f), x)
     assert np.isfinite(got[0])
+
+
+def test_sin_cos_beyond_the_fast_range_rerun_exactly():
+    x = np.array([0.5, 2e5, -3e7, 1e300, np.inf, np.nan, -0.0])
+    with np.errstate(invalid="ignore"):
+        got = assert_jit_numba(lambda x: (fnp.sin(x), fnp.cos(x) * 2, fnp.sum(fnp.sin(x[:3]))),
+                               x, tol64=0)
+        assert_jit_numba(lambda x: fnp.sin(x[0]) + fnp.cos(x[1]), x[1:3], tol64=0)
+    assert got[0][1] == np.sin(2e5)
 
 
 def test_float32_programs_compute_in_float32():
@@ -212,7 +224,7 @@ def test_inputs_are_coerced_to_the_compiled_types():
 
 def test_big_loops_run_on_threads_small_ones_do_not():
     x = np.linspace(-2, 2, 4 * 64).reshape(4, 64)
-    f = lambda x: (fnp.sum(fnp.sin(x) ** 2), fnp.tanh(x) * 2, fnp.max(x, axis=1))  # noqa: E731
+    f = lambda x: (fnp.sum(fnp.exp(x) ** 2), fnp.tanh(x) * 2, fnp.max(x, axis=1))  # noqa: E731
     with fd.config.override(jit_parallel_threshold=128):
         low = fd.jit(f).lower(x)
         # the max over axis 1 keeps axis 0 (one row per iteration): still parallel

@@ -362,7 +362,9 @@ _PREDICATES = {"isnan", "isinf", "isfinite"}
 # float32/float64 exp, expm1, log, tanh, logistic: functad.numba_math (kept as a
 # table of names here so that importing functad does not import Numba)
 _VECTOR_FUNCTIONS = {name: {"float64": f"{name}_f64", "float32": f"{name}_f32"}
-                     for name in ["exp", "expm1", "log", "tanh", "logistic"]}
+                     for name in ["exp", "expm1", "log", "tanh", "logistic", "sin", "cos"]}
+# exact only for |x| <= limit (numba_math.SIN_COS_LIMIT): guarded, see ctx.guard
+_VECTOR_LIMITS = {"sin": 1e5, "cos": 1e5}
 _BOOL_EXPRS = {"bitwise_not": "not ({0})"}     # NumPy's invert of a bool is logical not
 
 
@@ -391,8 +393,9 @@ def _elementwise_lowering(prim):
         if opd is not None:
             xs = [ctx.cast(x, a.dtype, opd) for x, a in zip(xs, ctx.in_avals)]
         vector = _VECTOR_FUNCTIONS.get(name, {}).get(out.name)
-        if vector is not None:          # a version LLVM can vectorize in a fused loop
-            return f"{ctx.vm(vector)}({xs[0]})"
+        limit = _VECTOR_LIMITS.get(name)
+        if vector is not None and (limit is None or ctx.guard(f"abs({xs[0]}) > {limit!r}")):
+            return f"{ctx.vm(vector)}({xs[0]})"   # a version LLVM can vectorize
         result = expr.format(*xs)
         return result if out.kind == "b" else f"{ctx.dtype(out)}({result})"
     return lower
