@@ -212,10 +212,11 @@ def {name}(x):
     z = r * r
     s = r * ({sin_p})
     c = {cos_p}
-    q = (_as_int(t) - {_SHIFTER_BITS} + {shift}) & 3
-    y = s if q == 0 else c
-    y = -s if q == 2 else y
-    y = -c if q == 3 else y
+    m = n + {float(shift)!r}
+    q = m - 4.0 * np.floor(m * 0.25)         # n mod 4 as a float: vectorizes
+    y = s if q == 0.0 else c
+    y = -s if q == 2.0 else y
+    y = -c if q == 3.0 else y
     return y if x - x == 0.0 else x - x          # nan for nan and +-inf
 """)
 
