@@ -30,7 +30,14 @@ Issue 4's benchmark 5 (time to first result in a fresh process) is
 ``bench_jit_startup.py``.
 
 Everything runs on one thread: the BLAS, Numba and XLA thread settings are
-put into ``os.environ`` at the top of this file, before NumPy is imported.
+put into ``os.environ`` at the top of this file, before NumPy is imported,
+and the process is pinned to one CPU (``os.sched_setaffinity``, Linux;
+``--no-pin`` to skip).  The pinning is what makes JAX single-threaded: XLA's
+CPU runtime splits large fusions and matrix products over a thread pool as
+big as the CPUs the process may use, whatever ``XLA_FLAGS`` say (measured
+here: unpinned, JAX's MLP step at batch 1024 used 1.9 CPU-seconds per
+second, and the chain of case 3 ran in 25 ms or 45 ms depending on whether
+the second core was free).
 JAX runs with ``jax_enable_x64`` (for the float64 cases; the float32 cases
 pass explicit float32 arrays, and every output's dtype is checked).  Inputs
 are already JAX arrays for JAX, and every JAX call ends in
@@ -48,12 +55,17 @@ that it has switched to compiled code.
 
 The first call of every row (tracing and compiling for the jit rows and the
 ``@njit`` reference) is timed on its own and printed in a second table, in
-seconds.  Then the rows of a case are measured as in the other benchmarks
+seconds.  functad compiles into an empty temporary ``FUNCTAD_CACHE_DIR``, so
+its first calls are cold compiles (the first one in the process also pays
+for Numba's own start-up).  Then the rows of a case are measured as in the other benchmarks
 (``_timing.measure``): samples of all rows interleaved round by round, the
 median time per call, and ratios that are medians of per-round ratios.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
 # One thread for BLAS, Numba and XLA; this must happen before NumPy (or JAX,
 # or Numba) is imported.
@@ -61,8 +73,16 @@ os.environ["OPENBLAS_NUM_THREADS"] = "1"
 os.environ["OMP_NUM_THREADS"] = "1"
 os.environ["MKL_NUM_THREADS"] = "1"
 os.environ["NUMBA_NUM_THREADS"] = "1"
+# (intra_op_parallelism_threads is not an XLA flag and changes nothing; see the
+# docstring for what does)
 os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 os.environ.setdefault("FUNCTAD_JIT_BACKEND", "numba")
+# An empty disk cache for functad's compiled programs, removed at exit, so that
+# a first call compiles (warm-cache start-up is bench_jit_startup.py's job).
+CACHE_DIR = tempfile.mkdtemp(prefix="bench_jit_cache_")
+atexit.register(shutil.rmtree, CACHE_DIR, True)
+os.environ["FUNCTAD_CACHE_DIR"] = CACHE_DIR
+os.environ["NUMBA_CACHE_DIR"] = os.path.join(CACHE_DIR, "numba")
 
 import argparse  # noqa: E402
 import importlib.util  # noqa: E402
@@ -73,7 +93,8 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from _timing import measure, median_ratio  # noqa: E402  (also sets sys.path)
-from bench_jit_startup import init_mlp, make_mlp_step, mlp_flops, select_backend  # noqa: E402
+from bench_jit_startup import (init_mlp, make_mlp_step, mlp_flops, pin_to_one_cpu,  # noqa: E402
+                               select_backend)
 import functad as fd  # noqa: E402
 import functad.numpy as fnp  # noqa: E402
 from functad.tree_util import tree_map  # noqa: E402
@@ -365,12 +386,15 @@ def main():
     ap.add_argument("--quick", action="store_true", help="5 repeats of 10 ms samples")
     ap.add_argument("--backend", default=os.environ["FUNCTAD_JIT_BACKEND"],
                     help="functad jit backend to ask for (default numba)")
+    ap.add_argument("--no-pin", action="store_true",
+                    help="do not pin the process to one CPU (JAX may then use several)")
     ap.add_argument("--settle", type=float, default=None,
                     help="seconds to run each functad row before measuring it (default: "
                          "10 with the tiered backend, else 0)")
     args = ap.parse_args()
     if args.quick:
         args.repeats, args.sample_ms = 5, 10.0
+    cpu = None if args.no_pin else pin_to_one_cpu()    # before JAX starts its thread pool
     backend = select_backend(fd, args.backend)
     settle = args.settle if args.settle is not None else 10.0 if backend == "tiered" else 0.0
 
@@ -383,7 +407,8 @@ def main():
     if HAVE_TORCH:
         versions.append(f"PyTorch {_torch().__version__} (eager)")
     print(f"functad jit backend: {backend}" + (f", settle {settle:g} s" if settle else ""))
-    print(", ".join(versions) + f"; {platform.machine()}, 1 thread; median of "
+    where = f"pinned to CPU {cpu}" if cpu is not None else "NOT pinned to one CPU"
+    print(", ".join(versions) + f"; {platform.machine()}, 1 thread, {where}; median of "
           f"{args.repeats} interleaved samples of ~{args.sample_ms:g} ms")
     missing = [name for name, have in (("jax", HAVE_JAX), ("torch", HAVE_TORCH)) if not have]
     if missing:

@@ -2,7 +2,8 @@
 
 Issue 4, benchmark 5: the MLP 784-512-512-10 (tanh, softmax cross-entropy,
 float32) SGD step of ``bench_jit.py``, batch 128, one BLAS/XLA/Numba thread.
-Each measurement starts a new Python process that imports the library,
+Each measurement starts a new Python process, pinned to one CPU like
+``bench_jit.py`` (``--no-pin`` to skip), that imports the library,
 builds the data, runs ``jit(step)`` once (the *first result*) and then 99
 more steps, feeding the parameters back (the *100 steps*).  Times are wall
 clock from the parent's process start to the child's report, so interpreter
@@ -119,8 +120,23 @@ def mlp_flops(batch):
 
 
 # --------------------------------------------------------------------------
-# Backend selection (shared with bench_jit.py)
+# One CPU, backend selection (shared with bench_jit.py)
 # --------------------------------------------------------------------------
+
+def pin_to_one_cpu(cpu=None):
+    """Restrict this process to one CPU (the last one allowed, by default).
+
+    XLA sizes its CPU thread pool by the CPUs the process may use and splits
+    large fusions and products over it whatever ``XLA_FLAGS`` say, so only
+    affinity keeps JAX to one thread.  Returns the CPU, or None where
+    ``os.sched_setaffinity`` does not exist (not Linux).
+    """
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cpu = max(os.sched_getaffinity(0)) if cpu is None else cpu
+    os.sched_setaffinity(0, {cpu})
+    return cpu
+
 
 def select_backend(fd, name):
     """Ask functad for jit backend ``name``; return a label of what will run.
@@ -145,9 +161,12 @@ def select_backend(fd, name):
 # The child: one fresh process
 # --------------------------------------------------------------------------
 
-def child(lib, backend, batch, steps):
+def child(lib, backend, batch, steps, cpu):
     def report(what, value):
         print(json.dumps([what, value]), flush=True)
+
+    if cpu is not None:
+        pin_to_one_cpu(cpu)
 
     sys.path.insert(0, ROOT)
     import numpy as np
@@ -190,7 +209,7 @@ def child(lib, backend, batch, steps):
 # The parent
 # --------------------------------------------------------------------------
 
-def run_child(lib, backend, batch, steps, cache_dir):
+def run_child(lib, backend, batch, steps, cache_dir, cpu):
     """Start a child; return its reports, plus wall times from Popen."""
     env = dict(os.environ, **THREAD_ENV)
     if lib == "functad":
@@ -205,6 +224,8 @@ def run_child(lib, backend, batch, steps, cache_dir):
                    JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
     cmd = [sys.executable, os.path.abspath(__file__), "--child", lib, "--backend", backend,
            "--batch", str(batch), "--steps", str(steps)]
+    if cpu is not None:
+        cmd += ["--cpu", str(cpu)]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -231,11 +252,14 @@ def main():
                     help="functad jit backends to run, comma-separated ('default': "
                          "functad's own choice); default numba,default")
     ap.add_argument("--no-jax", action="store_true")
+    ap.add_argument("--no-pin", action="store_true",
+                    help="do not pin the children to one CPU (JAX may then use several)")
+    ap.add_argument("--cpu", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--child", choices=["functad", "jax"], help=argparse.SUPPRESS)
     ap.add_argument("--backend", default="default", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        return child(args.child, args.backend, args.batch, args.steps)
+        return child(args.child, args.backend, args.batch, args.steps, args.cpu)
 
     import importlib.util
     import platform
@@ -243,6 +267,9 @@ def main():
     if not args.no_jax and importlib.util.find_spec("jax"):
         runs.append(("jax", ""))
     rounds = 1 if args.quick else args.rounds
+    cpu = None
+    if not args.no_pin and hasattr(os, "sched_getaffinity"):
+        cpu = max(os.sched_getaffinity(0))
     results, labels, skip, failed = {}, {}, set(), {}
     for _ in range(rounds):
         for run in runs:
@@ -251,7 +278,7 @@ def main():
             with tempfile.TemporaryDirectory(prefix=f"bench_{run[0]}_cache_") as d:
                 try:
                     for state in ("empty", "warm"):
-                        r = run_child(*run, args.batch, args.steps, d)
+                        r = run_child(*run, args.batch, args.steps, d, cpu)
                         results.setdefault((run, state), []).append(r)
                         labels[run] = r["backend"]
                 except RuntimeError as e:      # e.g. a backend that cannot compile the step
@@ -271,9 +298,10 @@ def main():
         return f"functad jit [{'tier 0' if 'numpy tier 0' in label else label}]"
 
     med = statistics.median
-    print(f"MLP {'-'.join(map(str, SIZES))} SGD step, batch {args.batch}, float32, 1 thread; "
-          f"fresh process per row; Python {platform.python_version()}, {platform.machine()}; "
-          f"median of {rounds} round(s)")
+    where = f"pinned to CPU {cpu}" if cpu is not None else "NOT pinned to one CPU"
+    print(f"MLP {'-'.join(map(str, SIZES))} SGD step, batch {args.batch}, float32, 1 thread, "
+          f"{where}; fresh process per row; Python {platform.python_version()}, "
+          f"{platform.machine()}; median of {rounds} round(s)")
     for run in runs:
         print(f"{name(run)}: {labels[run]}")
     for run, why in failed.items():
