@@ -431,22 +431,30 @@ def _dot_blas_rhs(a, y, out):
 
 
 @_jit
+def _dot_loop(x, y, out):
+    """``out = x @ y`` for matrices by three loops, accumulating in ``out``'s
+    dtype (integers wrap around as in NumPy)."""
+    m, k = x.shape
+    n = y.shape[1]
+    for i in range(m):
+        for j in range(n):
+            out[i, j] = 0
+        for p in range(k):
+            a = x[i, p]
+            for j in range(n):
+                out[i, j] += a * y[p, j]
+    return out
+
+
+@_jit
 def dot_blas_mm(x, y, out):
     """``out = x @ y`` for matrices, by BLAS (float or complex, one dtype;
     K > 0).  A C- or Fortran-contiguous operand is used in place, any other
     copied.  Tiny products are loops: a BLAS call costs about 0.3 us, the
     8x8 product of an RNN cell 0.02 us as a loop (measured)."""
     m, k = x.shape
-    n = y.shape[1]
-    if m * n * k <= _SMALL_PRODUCT:
-        for i in range(m):
-            for j in range(n):
-                out[i, j] = 0
-            for p in range(k):
-                a = x[i, p]
-                for j in range(n):
-                    out[i, j] += a * y[p, j]
-        return out
+    if m * y.shape[1] * k <= _SMALL_PRODUCT:
+        return _dot_loop(x, y, out)
     if _fortran_only(x):
         _dot_blas_rhs(np.asfortranarray(x), y, out)
     else:
@@ -505,17 +513,8 @@ def dot_blas(x, y, tx, ty, out):
 def dot_int(x, y, tx, ty, out):
     """``out[b] = op(x[b]) @ op(y[b])`` for integers (``op`` as in
     :func:`dot_blas`), wrapping around in ``out``'s dtype as NumPy does."""
-    nb, m, n = out.shape
-    for b in range(nb):
-        xb = x[b].T if tx else x[b]
-        yb = y[b].T if ty else y[b]
-        for i in range(m):
-            for j in range(n):
-                out[b, i, j] = 0
-            for p in range(xb.shape[1]):
-                v = xb[i, p]
-                for j in range(n):
-                    out[b, i, j] += v * yb[p, j]
+    for b in range(out.shape[0]):
+        _dot_loop(x[b].T if tx else x[b], y[b].T if ty else y[b], out[b])
     return out
 
 
