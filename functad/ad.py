@@ -208,6 +208,7 @@ def defjvp_zero(prim):
         return prim.bind(*primals, **params), ([None] * len(prim.abstract_eval(
             *map(aval_of, primals), **params)) if prim.multiple_results else None)
     prim.jvp = jvp
+    prim.zero_jvp = True
     return jvp
 
 
@@ -423,7 +424,8 @@ def _split_aux(out, has_aux, fname):
 
 def _strip(interp, aux):
     """Auxiliary outputs leave a transform as their primal (concrete) values."""
-    return tu.tree_map(lambda x: interp.unpack(x)[0] if isinstance(interp, JVPInterpreter) else x, aux)
+    unpack = getattr(interp, "unpack", None)
+    return aux if unpack is None else tu.tree_map(lambda x: unpack(x)[0], aux)
 
 
 # --------------------------------------------------------------------------
@@ -526,7 +528,7 @@ def _vjp(fun, primals, has_aux, fname):
     def flat_capture(*xs):
         interp_box.append(core.current_interpreter())
         return flat(*xs)
-    outs, lin = linearize_flat(flat_capture, leaves, fname, fun)
+    outs, lin = reverse_flat(flat_capture, leaves, fname, fun)
     out_tree = store["tree"]
     aux = _strip(interp_box[0], store["aux"]) if has_aux else None
 
@@ -625,7 +627,7 @@ def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=F
                                 f"shape: {shape}. Use jacrev/jacfwd for non-scalar outputs, or sum "
                                 "them.")
             return (out,)
-        (out,), lin = linearize_flat(flat, leaves, "grad", fun)
+        (out,), lin = reverse_flat(flat, leaves, "grad", fun)
         oa = lin.out_avals[0]
         if not oa.is_float:
             raise TypeError(f"grad requires real-valued outputs (output dtype that is a sub-dtype "
@@ -813,6 +815,7 @@ stop_gradient_p = core.Primitive("stop_gradient")
 stop_gradient_p.impl = lambda x: x
 stop_gradient_p.abstract_eval = lambda a: a
 stop_gradient_p.jvp = lambda primals, tangents: (stop_gradient_p.bind(primals[0]), None)
+stop_gradient_p.zero_jvp = True
 
 
 def stop_gradient(x):
@@ -1158,3 +1161,6 @@ stop_gradient_p.batch = lambda vals, dims: (stop_gradient_p.bind(vals[0]), dims[
 custom_jvp_call_p.batch = _custom_jvp_call_batch
 custom_vjp_call_p.batch = _custom_vjp_call_batch
 custom_lin_p.batch = _custom_lin_batch
+
+
+from functad.backprop import reverse_flat  # noqa: E402  (it builds on the definitions above)

@@ -244,6 +244,7 @@ class Primitive:
         self.lower = None
         self.inline = None      # for call-like primitives: run the body under a non-owning interpreter
         self.partial = None     # elementwise: partial(i, ans, *primals) -> d ans / d primals[i]
+        self.zero_jvp = False   # the output's tangent is always zero (set by ad.defjvp_zero)
         primitives[name] = self
 
     def bind(self, *args, **params):

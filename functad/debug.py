@@ -274,9 +274,10 @@ def _locate(prim):
     """Where the failing primitive comes from: the staged equation's source line
     (when a jaxpr is being evaluated), the equation being transposed (in the
     backward pass of grad/vjp), and the innermost user frame."""
-    from functad import ad
+    from functad import ad, backprop
     eval_code, back_code = core.eval_jaxpr.__code__, ad.backward_pass.__code__
-    staged = transposing = None
+    tape_code = backprop.Tape.transpose.__code__
+    staged = transposing = through = None
     f = sys._getframe(1)
     while f is not None:
         code = f.f_code
@@ -287,10 +288,15 @@ def _locate(prim):
         elif code is back_code and transposing is None:
             eqn = f.f_locals.get("eqn")
             transposing = eqn.primitive.name if eqn is not None else "?"
+        elif code is tape_code and transposing is None and through is None:
+            node = f.f_locals.get("prim")
+            through = node.name if node is not None else "?"
         f = f.f_back
     parts = []
     if transposing is not None:
         parts.append(f"in the backward pass (transposing '{transposing}')")
+    elif through is not None:
+        parts.append(f"in the backward pass (through '{through}')")
     parts.append(f"called from {staged or core.user_source_line(2)}")
     return ", ".join(parts)
 
