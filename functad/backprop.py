@@ -87,6 +87,21 @@ class TapeInterpreter(core.Interpreter):
         return x, None
 
     def process_primitive(self, prim, args, params):
+        partial = prim.partial
+        if partial is not None and len(args) == 1:      # the commonest case, unrolled
+            (a,) = args
+            if type(a) is TapeTracer and a._trace is self:
+                x = a.primal
+                ans = self._eval(prim, (x,), params)
+                tls = core._tls
+                tls.interp = self.parent
+                try:
+                    d = partial(0, ans, x)
+                finally:
+                    tls.interp = self
+                self.count = n = self.count + 1
+                self.nodes.append((n, (a.vid,), (d,), (aval_of(x),), prim))
+                return TapeTracer(self, ans, n)
         primals = []
         vids = []
         mine = False
@@ -98,7 +113,6 @@ class TapeInterpreter(core.Interpreter):
             else:
                 primals.append(a)
                 vids.append(None)
-        partial = prim.partial
         if partial is not None and mine:
             # an elementwise primitive: NumPy code only, no interpreter needed
             ans = self._eval(prim, primals, params)

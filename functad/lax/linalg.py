@@ -160,8 +160,14 @@ def _dot_general_impl(x, y, *, dimension_numbers):
     nl, nr = int(np.prod(fl, dtype=np.int64)), int(np.prod(fr, dtype=np.int64))
     if not lc:
         # nothing to contract: a batched outer product, which broadcasting does
-        # ~4x faster than a stack of (nl, 1) @ (1, nr) matmuls
-        out = xt.reshape(bshape + (nl, 1)) * yt.reshape(bshape + (1, nr))
+        # ~4x faster than a stack of (nl, 1) @ (1, nr) matmuls; a side of size 1
+        # (per-example gradients: a scalar times a vector) broadcasts in 2-D, faster still
+        if nl == 1:
+            out = xt.reshape(bshape + (1,)) * yt.reshape(bshape + (nr,))
+        elif nr == 1:
+            out = xt.reshape(bshape + (nl,)) * yt.reshape(bshape + (1,))
+        else:
+            out = xt.reshape(bshape + (nl, 1)) * yt.reshape(bshape + (1, nr))
     else:
         out = np.matmul(xt.reshape(bshape + (nl, k)), yt.reshape(bshape + (k, nr)))
     return out.reshape(bshape + fl + fr)
