@@ -73,9 +73,17 @@ _warned = set()
 
 
 def _versions():
-    import numba
-    from functad import __version__
-    return f"{sys.version}|{np.__version__}|{numba.__version__}|{__version__}"
+    global _VERSIONS
+    if _VERSIONS is None:
+        # from the installed metadata: importing Numba here would cost the
+        # NumPy tier half a second before the background compiler even starts
+        from importlib.metadata import version
+        from functad import __version__
+        _VERSIONS = f"{sys.version}|{np.__version__}|{version('numba')}|{__version__}"
+    return _VERSIONS
+
+
+_VERSIONS = None
 
 
 def _write_atomic(path, text):
@@ -98,13 +106,46 @@ def _load_module(path, modname):
     return mod
 
 
+def _numba_dirs(directory, modname):
+    """Where Numba's cache files of ``modname`` may be: beside the source, and
+    the directory recorded by the process that compiled it (Numba puts them
+    elsewhere when NUMBA_CACHE_DIR is set)."""
+    dirs = [os.path.join(directory, "__pycache__")]
+    try:
+        with open(os.path.join(directory, modname + ".cached")) as f:
+            recorded = f.read().strip()
+        if recorded and recorded not in dirs:
+            dirs.append(recorded)
+    except OSError:
+        pass
+    return dirs
+
+
+def _mark_cached(path, disp):
+    """Record, beside the program's source, where Numba wrote its cache files."""
+    try:
+        where = disp._cache._cache_path     # Numba's cache locator's answer
+    except AttributeError:                  # pragma: no cover - another Numba layout
+        return
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w") as f:
+            f.write(where)
+        os.replace(tmp, os.path.splitext(path)[0] + ".cached")
+    except OSError:
+        pass
+
+
 def _forget_cache_entry(directory, modname):
-    pyc = os.path.join(directory, "__pycache__")
-    if os.path.isdir(pyc):
-        for f in os.listdir(pyc):
+    for d in _numba_dirs(directory, modname):
+        try:
+            names = os.listdir(d)
+        except OSError:
+            continue
+        for f in names:
             if f.startswith(modname + "."):
                 try:
-                    os.unlink(os.path.join(pyc, f))
+                    os.unlink(os.path.join(d, f))
                 except OSError:
                     pass
 
@@ -140,12 +181,16 @@ class _Entry:
 
     def in_cache(self):
         """Has a process already compiled this program into the disk cache?"""
-        pyc = os.path.join(self.directory, "__pycache__")
-        try:
-            return self.path is not None and any(
-                f.startswith(self.modname + ".") and f.endswith(".nbi") for f in os.listdir(pyc))
-        except OSError:
+        if self.path is None:
             return False
+        for d in _numba_dirs(self.directory, self.modname):
+            try:
+                if any(f.startswith(self.modname + ".") and f.endswith(".nbi")
+                       for f in os.listdir(d)):
+                    return True
+            except OSError:
+                pass
+        return False
 
 
 _module_hashes: dict = {}
@@ -209,6 +254,8 @@ def _dispatcher(lowered):
                 disp = _build(fn, e.spec, e.parallel, use_cache)
             except Exception as err2:       # noqa: BLE001
                 raise CompileError(_explain(err2, lowered)) from err2
+        if use_cache and not was_cached:
+            _mark_cached(e.path, disp)
         disp.disable_compile()              # exactly one signature: never recompile at call
         _compiled[e.key] = disp
         return disp
@@ -302,7 +349,10 @@ class _Job:
         self.finished = False
         self._next_poll = 0.0
         entry = _Entry(lowered)
-        if entry.in_cache():                # loading takes milliseconds: do it now
+        if entry.in_cache():
+            # loading takes milliseconds once Numba is imported (about half a
+            # second in a new process); a loading thread was measured no faster
+            # overall: it holds the GIL the NumPy tier needs
             self.proc = self._thread = None
             try:
                 self._loaded = compile_program(lowered, name)
@@ -396,10 +446,11 @@ def _main(argv):
     modname = os.path.splitext(os.path.basename(path))[0]
     fn = _load_module(path, modname).program
     try:
-        _build(fn, spec, parallel == "1", True)
+        disp = _build(fn, spec, parallel == "1", True)
     except Exception:               # noqa: BLE001 - maybe an unreadable cache entry
         _forget_cache_entry(os.path.dirname(path), modname)
-        _build(fn, spec, parallel == "1", True)
+        disp = _build(fn, spec, parallel == "1", True)
+    _mark_cached(path, disp)
 
 
 if __name__ == "__main__":

@@ -170,16 +170,19 @@ class Program:
         return self.numpy_run(*args)
 
     def _second_call(self, *args):
-        self.run = self.numpy_run
+        self.run = self._while_compiling
         self.state = "compiling"
         try:
             lowered = self.lower()
             from functad.compiler import compile_in_background
-            self.job = compile_in_background(lowered, self.name, self._compiled)
+            # a program found in the disk cache is done at once: _compiled has
+            # then already switched self.run, which must not be set after this
+            job = compile_in_background(lowered, self.name, self._compiled)
         except Exception as e:      # noqa: BLE001 - reported once, NumPy tier kept
             self._failed(e)
             return self.numpy_run(*args)
-        self.run = self._while_compiling
+        if not job.finished:
+            self.job = job
         return self.numpy_run(*args)
 
     def _while_compiling(self, *args):

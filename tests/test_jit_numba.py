@@ -258,6 +258,21 @@ def test_tiered_runs_numpy_first_then_switches_to_numba():
     assert f.trace_count == 1
 
 
+def test_tiered_switches_at_once_to_a_program_in_the_disk_cache():
+    f = lambda x: fnp.sin(x) * 4 + 2  # noqa: E731
+    x = np.linspace(0, 1, 4)
+    with fd.config.override(jit_backend="numba"):
+        fd.jit(f)(x)                        # now in the disk cache
+    with fd.config.override(jit_backend="tiered"):
+        g = fd.jit(f)                       # a new jit: a new Program, same source
+        g(x), g(x)
+        prog = next(iter(g._cache.values())).prog
+        assert prog.state == "compiled" and prog.job is None
+        # the compiled code itself runs, not the NumPy tier under a "compiled" label
+        assert prog.run not in (prog.numpy_run, prog._while_compiling)
+        assert_tree_same(g(x), np.sin(x) * 4 + 2)
+
+
 def test_tiered_without_a_writable_cache_compiles_in_a_thread(tmp_path, monkeypatch):
     from functad.compiler import wait_for_background
     blocker = tmp_path / "not-a-directory"
@@ -327,8 +342,11 @@ _CHILD = textwrap.dedent("""
 """)
 
 
-def _child(cache):
+def _child(cache, numba_cache=None):
     env = dict(os.environ, FUNCTAD_CACHE_DIR=str(cache))
+    env.pop("NUMBA_CACHE_DIR", None)
+    if numba_cache is not None:
+        env["NUMBA_CACHE_DIR"] = str(numba_cache)
     r = subprocess.run([sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stderr
@@ -336,22 +354,26 @@ def _child(cache):
     return float(value), from_disk == "True", r.stderr
 
 
-def test_disk_cache_is_reused_across_processes_and_survives_corruption(tmp_path):
+@pytest.mark.parametrize("numba_cache_dir", [False, True],
+                         ids=["numba files beside the source", "NUMBA_CACHE_DIR set"])
+def test_disk_cache_is_reused_across_processes_and_survives_corruption(tmp_path, numba_cache_dir):
     want = float(np.sum(np.sin(np.linspace(0, 1, 11)) * 3.0 + np.linspace(0, 1, 11) ** 2))
-    v1, disk1, _ = _child(tmp_path)
-    v2, disk2, _ = _child(tmp_path)
+    numba_dir = tmp_path / "numba" if numba_cache_dir else None
+    cache = tmp_path / "functad"
+    v1, disk1, _ = _child(cache, numba_dir)
+    v2, disk2, _ = _child(cache, numba_dir)
     assert (disk1, disk2) == (False, True)
     assert v1 == v2 and abs(v1 - want) < 1e-12
     # corrupt every cache file (index and data) as a crash mid-write might
-    pycache = tmp_path / "__pycache__"
-    files = [p for p in pycache.iterdir() if p.suffix in (".nbi", ".nbc")]
+    files = [p for p in (numba_dir or cache / "__pycache__").rglob("*")
+             if p.suffix in (".nbi", ".nbc")]
     assert files
     for p in files:
         p.write_bytes(b"\x80\x04garbage")
-    v3, disk3, err = _child(tmp_path)
+    v3, disk3, err = _child(cache, numba_dir)
     assert v3 == v1 and not disk3
     assert "could not be read" in err and "recompiling" in err
-    v4, disk4, _ = _child(tmp_path)          # the entry was rewritten
+    v4, disk4, _ = _child(cache, numba_dir)          # the entry was rewritten
     assert v4 == v1 and disk4
 
 
