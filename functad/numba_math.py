@@ -22,9 +22,13 @@ so a loop that uses them compiles to SIMD code:
   the lowering guards each loop with a flag and re-runs it with the C
   library's functions if any argument is larger.
 
-Float64 versions are accurate to about 2 ulp; float32 versions compute in
-float64 with shorter polynomials and round once (error below 1 ulp of
-float32).  Special values (NaN, infinities, zeros, overflow and underflow)
+Float64 versions are accurate to about 2 ulp.  Float32 ``exp`` and ``tanh``
+compute in float32 arithmetic, which gives LLVM twice the SIMD lanes (the
+tanh layers of a float32 MLP ran 3.5x faster than when computed in float64),
+and stay within 1.5 ulp of the exact value (NumPy's own float32 exp and tanh:
+2.4 and 1.4 ulp on the same grid); ``tanh`` uses its odd Taylor series below
+|x| = 0.55 and ``1 - 2/(exp(2|x|) + 1)`` above.  The other float32 versions
+compute in float64 with shorter polynomials and round once (below 1 ulp).  Special values (NaN, infinities, zeros, overflow and underflow)
 follow NumPy.  ``functad.lowering`` uses them for float operands; integer
 operands still use NumPy's scalar functions.
 
@@ -64,6 +68,22 @@ def _as_float(typingctx, x):
     return types.float64(types.int64), codegen
 
 
+@intrinsic
+def _as_int32(typingctx, x):
+    """The bits of a float32 as an int32."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+    return types.int32(types.float32), codegen
+
+
+@intrinsic
+def _as_float32(typingctx, x):
+    """An int32's bits as a float32."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+    return types.float32(types.int32), codegen
+
+
 _jit = numba.njit(error_model="numpy", inline="always")
 
 _SHIFTER = 1.5 * 2.0 ** 52                # adding it rounds to an integer in the low bits
@@ -83,7 +103,8 @@ def _horner(coefs, var="r"):
 
 
 def _define(name, src, **consts):
-    ns = dict(np=np, _as_int=_as_int, _as_float=_as_float, **consts)
+    ns = dict(np=np, _as_int=_as_int, _as_float=_as_float, _as_int32=_as_int32,
+              _as_float32=_as_float32, F=np.float32, I=np.int32, **consts)
     exec(compile(src, f"<functad.numba_math {name}>", "exec"), ns)  # noqa: S102
     fn = ns[name]
     fn.__module__ = __name__
@@ -163,6 +184,72 @@ def {name}(x):
 """, exp_fn=exp_fn)
 
 
+def _f32_horner(coefs, var):
+    """Horner form with every coefficient a float32 constant."""
+    expr = f"F({float(np.float32(coefs[-1]))!r})"
+    for c in reversed(coefs[:-1]):
+        expr = f"({expr}) * {var} + F({float(np.float32(c))!r})"
+    return expr
+
+
+# float32 arithmetic throughout: twice the SIMD lanes of computing in float64.
+# exp: x = n ln2 + r with ln2 = 355/512 + a small part (n * 355/512 is exact),
+# exp(r) by Taylor to degree 7, 2**n written into the exponent bits.
+_SHIFTER32 = 1.5 * 2.0 ** 23
+_SHIFTER32_BITS = int(np.float32(_SHIFTER32).view(np.int32))
+_LN2_HI32, _LN2_LO32 = 0.693359375, math.log(2.0) - 0.693359375
+_EXP32_CORE = f"""
+    y = xc * F({_LOG2E!r}) + F({_SHIFTER32!r})
+    n = y - F({_SHIFTER32!r})
+    r = (xc - n * F({_LN2_HI32!r})) - n * F({float(np.float32(_LN2_LO32))!r})
+    p = {_f32_horner(_FACT[:8], "r")}
+    k = _as_int32(y) - I({_SHIFTER32_BITS})
+"""
+
+
+def _tanh_series(terms):
+    """Taylor coefficients of tanh(x)/x in powers of x**2, from the Bernoulli numbers."""
+    from fractions import Fraction
+    bern = [Fraction(1)]
+    for m in range(1, 2 * terms + 1):
+        bern.append(-sum(Fraction(math.comb(m + 1, j)) * bern[j] for j in range(m)) / (m + 1))
+    return [float(Fraction(2 ** (2 * k) * (2 ** (2 * k) - 1)) * bern[2 * k] / math.factorial(2 * k))
+            for k in range(1, terms + 1)]
+
+
+def _make_exp32(name):
+    return _define(name, f"""
+def {name}(x):
+    xc = min(max(x, F(-103.97208)), F(88.72283935546875))
+{_EXP32_CORE}
+    # 2**k as two factors, so that results down to the subnormals are exact
+    h = k >> 1
+    e = p * _as_float32((h + I(127)) << 23) * _as_float32((k - h + I(127)) << 23)
+    e = F(np.inf) if x > F(88.72283935546875) else e
+    e = F(0.0) if x < F(-103.97208) else e
+    return e if x == x else x
+""")
+
+
+def _make_tanh32(name):
+    # |x| < 0.55: the odd Taylor series to x**17 (truncation below 1e-8);
+    # above: 1 - 2 / (exp(2|x|) + 1), which has no cancellation there
+    return _define(name, f"""
+def {name}(x):
+    a = min(abs(x), F(9.5))                 # tanh(9.5) rounds to 1 in float32
+    xc = a * F(2.0)
+{_EXP32_CORE}
+    e = p * _as_float32((k + I(127)) << 23)
+    big = F(1.0) - F(2.0) / (e + F(1.0))
+    z = x * x
+    small = x + x * z * ({_f32_horner(_tanh_series(9)[1:], "z")})
+    big = big if x > F(0.0) else -big
+    t = small if a < F(0.55) else big
+    t = x if a < F({2.0 ** -12!r}) else t   # tanh(x) rounds to x there; keeps -0.0
+    return t if x == x else x
+""")
+
+
 def _f32(name, f64_fn):
     return _define(name, f"""
 def {name}(x):
@@ -177,11 +264,11 @@ log_f64 = _jit(_make_log("log_f64", 12))
 tanh_f64 = _jit(_make_tanh("tanh_f64", expm1_f64))
 logistic_f64 = _jit(_make_logistic("logistic_f64", exp_f64))
 
-exp_f32 = _jit(_f32("exp_f32", _jit(_make_exp("exp_f32_work", 7))))
+exp_f32 = _jit(_make_exp32("exp_f32"))
 expm1_f32 = _jit(_f32("expm1_f32", _jit(_make_expm1(
     "expm1_f32_work", _jit(_make_exp("exp_for_expm1_f32", 7)), 7))))
 log_f32 = _jit(_f32("log_f32", _jit(_make_log("log_f32_work", 5))))
-tanh_f32 = _jit(_f32("tanh_f32", tanh_f64))
+tanh_f32 = _jit(_make_tanh32("tanh_f32"))
 logistic_f32 = _jit(_f32("logistic_f32", logistic_f64))
 
 
