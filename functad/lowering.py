@@ -377,6 +377,41 @@ def _fold_transposed_products(eqns, outvars):
     return [e for i, e in enumerate(out) if i not in replaced]
 
 
+def _outer_products_as_multiplies(eqns):
+    """A product with nothing to contract and leading batch dimensions is a
+    broadcasting multiply: ``x[b.., i.., None..] * y[b.., None.., j..]``.
+
+    As a multiply it joins the fused loops around it and writes its output
+    contiguously (a vmapped per-example gradient, ``err[b] * x[b, j]``, is one
+    SIMD loop), where the runtime's general outer-product loop reads strided
+    operands.
+    """
+    from functad.lax.elementwise import mul_p
+    from functad.lax.shapes import reshape_p
+    out = []
+    for eqn in eqns:
+        if eqn.primitive.name == "dot_general":
+            (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+            x, y = eqn.inputs
+            nb = len(lb)
+            if not lc and not rc and tuple(lb) == tuple(rb) == tuple(range(nb)) \
+                    and type(x) is Var and type(y) is Var:
+                xs, ys = x.aval.shape, y.aval.shape
+                nx, ny = len(xs) - nb, len(ys) - nb
+                x2 = Var(reshape_p.abstract_eval(x.aval, new_sizes=xs + (1,) * ny))
+                y2 = Var(reshape_p.abstract_eval(
+                    y.aval, new_sizes=ys[:nb] + (1,) * nx + ys[nb:]))
+                if mul_p.abstract_eval(x2.aval, y2.aval) == eqn.outvars[0].aval:
+                    out.append(core.Eqn(reshape_p, [x], [x2], {"new_sizes": x2.aval.shape},
+                                        eqn.source))
+                    out.append(core.Eqn(reshape_p, [y], [y2], {"new_sizes": y2.aval.shape},
+                                        eqn.source))
+                    out.append(core.Eqn(mul_p, [x2, y2], list(eqn.outvars), {}, eqn.source))
+                    continue
+        out.append(eqn)
+    return out
+
+
 # --------------------------------------------------------------------------
 # Pass 2: partition into fused groups and single equations
 # --------------------------------------------------------------------------
@@ -572,7 +607,7 @@ def emit_jaxpr(b, closed: ClosedJaxpr, in_exprs):
     rank-0 inputs); returns the expressions of its outputs.  Its constants
     become arguments of the program."""
     invars, constvars, consts, eqns, outvars = _flatten(closed)
-    eqns = _fold_transposed_products(eqns, outvars)
+    eqns = _outer_products_as_multiplies(_fold_transposed_products(eqns, outvars))
     for v, e in zip(invars, in_exprs):
         b.names[v] = e
     for v, c in zip(constvars, consts):

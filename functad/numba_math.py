@@ -14,7 +14,7 @@ so a loop that uses them compiles to SIMD code:
 * ``log``: ``x = m 2**e`` with ``m`` in ``[sqrt(1/2), sqrt(2))`` read from the
   bits, ``log(m) = 2 atanh(s)``, ``s = (m - 1)/(m + 1)``, by its series;
 * ``tanh = expm1(2x) / (expm1(2x) + 2)`` (sign-symmetric), ``logistic``
-  from ``exp(-|x|)``;
+  from ``exp(-|x|)``, ``logaddexp(x, y) = max + log1p(exp(-|x - y|))``;
 * ``sin``, ``cos``: ``x = n pi/2 + r`` (Cody-Waite, ``pi/2`` in three parts
   of 33 bits, so ``n * part`` is exact), Taylor polynomials of ``sin r`` and
   ``cos r`` on ``|r| <= pi/4``, and the quadrant ``n mod 4`` selecting among
@@ -49,7 +49,8 @@ from numba import types
 from numba.extending import intrinsic
 
 __all__ = ["SIN_COS_LIMIT", "sin_f64", "sin_f32", "cos_f64", "cos_f32", "exp_f64", "exp_f32", "expm1_f64", "expm1_f32", "log_f64", "log_f32",
-           "tanh_f64", "tanh_f32", "logistic_f64", "logistic_f32"]
+           "tanh_f64", "tanh_f32", "logistic_f64", "logistic_f32", "logaddexp_f64",
+           "logaddexp_f32"]
 
 
 @intrinsic
@@ -250,10 +251,27 @@ def {name}(x):
 """)
 
 
-def _f32(name, f64_fn):
+def _make_logaddexp(name, exp_fn, log_fn):
+    # max + log1p(exp(-|x - y|)), with log1p(e) = log(u) - ((u - 1) - e) / u for
+    # u = 1 + e (exact to rounding even where 1 + e rounds to 1)
     return _define(name, f"""
-def {name}(x):
-    return np.float32(f64_fn(np.float64(x)))
+def {name}(x, y):
+    m = max(x, y)
+    d = -abs(x - y)
+    e = exp_fn(d)
+    u = 1.0 + e
+    r = m + (log_fn(u) - ((u - 1.0) - e) / u)
+    r = x + {math.log(2.0)!r} if x == y else r      # equal, infinities included
+    return r if d == d or x == y else d             # NaN in, NaN out
+""", exp_fn=exp_fn, log_fn=log_fn)
+
+
+def _f32(name, f64_fn, nargs=1):
+    args = ", ".join(f"x{i}" for i in range(nargs))
+    casts = ", ".join(f"np.float64(x{i})" for i in range(nargs))
+    return _define(name, f"""
+def {name}({args}):
+    return np.float32(f64_fn({casts}))
 """, f64_fn=f64_fn)
 
 
@@ -263,6 +281,7 @@ expm1_f64 = _jit(_make_expm1("expm1_f64", exp_f64, 13))
 log_f64 = _jit(_make_log("log_f64", 12))
 tanh_f64 = _jit(_make_tanh("tanh_f64", expm1_f64))
 logistic_f64 = _jit(_make_logistic("logistic_f64", exp_f64))
+logaddexp_f64 = _jit(_make_logaddexp("logaddexp_f64", exp_f64, log_f64))
 
 exp_f32 = _jit(_make_exp32("exp_f32"))
 expm1_f32 = _jit(_f32("expm1_f32", _jit(_make_expm1(
@@ -270,6 +289,7 @@ expm1_f32 = _jit(_f32("expm1_f32", _jit(_make_expm1(
 log_f32 = _jit(_f32("log_f32", _jit(_make_log("log_f32_work", 5))))
 tanh_f32 = _jit(_make_tanh32("tanh_f32"))
 logistic_f32 = _jit(_f32("logistic_f32", logistic_f64))
+logaddexp_f32 = _jit(_f32("logaddexp_f32", logaddexp_f64, 2))
 
 
 SIN_COS_LIMIT = 1e5

@@ -244,17 +244,38 @@ def _mlp(sizes, batch, seed=0):
 
 
 def test_mlp_step_products_are_blas_calls_on_views():
-    """A training step's products (x @ W forward; the weight gradients g.T @ h
-    and the input gradients g @ W.T) each call BLAS on the arrays as they
-    are: C-ordered, or transposed views (Fortran-ordered), never a copy."""
+    """A training step's products (x @ W forward; the weight gradients, staged
+    as transpose(g.T @ h) and computed as h.T @ g in the weight's layout; the
+    input gradients g @ W.T) each call BLAS on the arrays as they are:
+    C-ordered, or transposed views (Fortran-ordered), never a copy."""
     params, x, y = _mlp((6, 5, 3), 7)
     source = fd.jit(_mlp_step).lower(params, x, y).numba_source
     calls = [line for line in source.splitlines() if "_rt.dot" in line]
     assert len(calls) == 5 and all("_rt.dot_blas_mm(" in c for c in calls), source
     assert not any("ascontiguousarray" in c or "astype" in c for c in calls), source
-    # 2 g.T @ h and 1 g @ W.T: transposed views, which BLAS reads as they are
+    # 2 h.T @ g and 1 g @ W.T: transposed views, which BLAS reads as they are
     assert sum(c.count(".T)") for c in calls) == 3, source
+    # no weight gradient is transposed after the product: the update reads rows
+    assert "transpose" not in source and "[i1, i0]" not in source, source
     assert_jit_numba(_mlp_step, params, x, y, tol32=1e-5)
+
+
+def test_per_example_outer_products_are_fused_multiplies():
+    """vmap(grad) of a linear model: the per-example gradient err[b] * x[b, :]
+    is a dot_general without contraction; it lowers to one contiguous loop,
+    and the stable softplus (logaddexp) to the vectorizable numba_math one."""
+    def loss(w, x, y):
+        z = fnp.dot(x, w)
+        return fd.nn.softplus(z) - y * z
+    f = fd.vmap(fd.grad(loss), in_axes=(None, 0, 0))
+    w, x, y = arr((7,), np.float32), arr((9, 7), np.float32, 1), arr((9,), np.float32, 2)
+    src = fd.jit(f).lower(w, x, y).numba_source
+    assert "dot_outer" not in src and "np.logaddexp" not in src, src
+    assert "_vm.logaddexp_f32(" in src, src
+    assert_jit_numba(f, w, x, y, tol32=1e-5)
+    # batch dimensions that are not leading keep the general loop
+    g = dg((((), ()), ((1,), (0,))))
+    assert_jit_numba(g, arr((3, 2)), arr((2, 4), seed=1))
 
 
 def test_products_fuse_with_elementwise_ops_into_one_program():

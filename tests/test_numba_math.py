@@ -100,3 +100,27 @@ def test_float32_tanh_keeps_the_sign_of_zero_and_saturates():
     np.testing.assert_array_equal(np.signbit(got[:2]), [True, False])
     exact = np.tanh(np.array([9.0, -9.5, 1e30, -np.inf])).astype(np.float32)   # rounded once
     np.testing.assert_array_equal(got[2:], exact)
+
+
+@pytest.mark.parametrize("dtype,bound", [(np.float64, 4), (np.float32, 1)])
+def test_logaddexp_against_numpy(dtype, bound):
+    rng = np.random.default_rng(1)
+    specials = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-20, -40.0, 40.0, 800.0, -800.0])
+    x = np.concatenate([np.repeat(specials, specials.size), rng.uniform(-50, 50, 3000),
+                        rng.uniform(-1, 1, 1000)]).astype(dtype)
+    y = np.concatenate([np.tile(specials, specials.size), rng.uniform(-50, 50, 3000),
+                        rng.uniform(-1e-3, 1e-3, 1000)]).astype(dtype)
+    fn = vm.logaddexp_f64 if dtype == np.float64 else vm.logaddexp_f32
+
+    @numba.njit(error_model="numpy")
+    def loop(a, b):
+        out = np.empty_like(a)
+        for i in range(a.shape[0]):
+            out[i] = fn(a[i], b[i])
+        return out
+    got = loop(x, y)
+    with np.errstate(all="ignore"):
+        want = np.logaddexp(x.astype(np.float64), y.astype(np.float64)).astype(dtype)
+    assert _ulps(got, want) <= bound
+    # softplus far below zero: log1p(exp(z)) = exp(z), not 0
+    assert loop(np.array([-60.0], dtype), np.array([0.0], dtype))[0] == np.exp(dtype(-60.0))

@@ -362,7 +362,8 @@ _PREDICATES = {"isnan", "isinf", "isfinite"}
 # float32/float64 exp, expm1, log, tanh, logistic: functad.numba_math (kept as a
 # table of names here so that importing functad does not import Numba)
 _VECTOR_FUNCTIONS = {name: {"float64": f"{name}_f64", "float32": f"{name}_f32"}
-                     for name in ["exp", "expm1", "log", "tanh", "logistic", "sin", "cos"]}
+                     for name in ["exp", "expm1", "log", "tanh", "logistic", "sin", "cos",
+                                  "logaddexp"]}
 # exact only for |x| <= limit (numba_math.SIN_COS_LIMIT): guarded, see ctx.guard
 _VECTOR_LIMITS = {"sin": 1e5, "cos": 1e5}
 _BOOL_EXPRS = {"bitwise_not": "not ({0})"}     # NumPy's invert of a bool is logical not
@@ -395,7 +396,7 @@ def _elementwise_lowering(prim):
         vector = _VECTOR_FUNCTIONS.get(name, {}).get(out.name)
         limit = _VECTOR_LIMITS.get(name)
         if vector is not None and (limit is None or ctx.guard(f"abs({xs[0]}) > {limit!r}")):
-            return f"{ctx.vm(vector)}({xs[0]})"   # a version LLVM can vectorize
+            return f"{ctx.vm(vector)}({', '.join(xs)})"   # a version LLVM can vectorize
         result = expr.format(*xs)
         return result if out.kind == "b" else f"{ctx.dtype(out)}({result})"
     return lower
