@@ -137,17 +137,43 @@ def _mark_cached(path, disp):
 
 
 def _forget_cache_entry(directory, modname):
+    """Delete a program's Numba cache files."""
     for d in _numba_dirs(directory, modname):
-        try:
-            names = os.listdir(d)
-        except OSError:
-            continue
-        for f in names:
-            if f.startswith(modname + "."):
-                try:
-                    os.unlink(os.path.join(d, f))
-                except OSError:
-                    pass
+        _forget_files(d, modname + ".")
+
+
+def _forget_runtime_cache():
+    """Delete the cache files of the runtime helpers a program links in (an
+    unreadable helper entry fails the program's own load too)."""
+    try:
+        from functad import numba_runtime
+        _forget_files(numba_runtime.fsum._cache._cache_path, "numba_runtime.")
+    except (ImportError, AttributeError):   # pragma: no cover - another Numba layout
+        pass
+
+
+def _rebuild(fn, spec, parallel, directory, modname):
+    """Build again after a failed load from the cache: without the program's
+    cache entry, then also without the runtime helpers' entries."""
+    _forget_cache_entry(directory, modname)
+    try:
+        return _build(fn, spec, parallel, True)
+    except Exception:               # noqa: BLE001 - maybe a helper's entry is unreadable
+        _forget_runtime_cache()
+        return _build(fn, spec, parallel, True)
+
+
+def _forget_files(d, prefix):
+    try:
+        names = os.listdir(d)
+    except OSError:
+        return
+    for f in names:
+        if f.startswith(prefix):
+            try:
+                os.unlink(os.path.join(d, f))
+            except OSError:
+                pass
 
 
 class _Entry:
@@ -249,9 +275,8 @@ def _dispatcher(lowered):
                 warnings.warn(f"functad: the compilation cache entry {e.modname} in "
                               f"{e.directory} could not be read ({type(err).__name__}: {err}); "
                               "recompiling it", RuntimeWarning, stacklevel=2)
-            _forget_cache_entry(e.directory, e.modname)
             try:
-                disp = _build(fn, e.spec, e.parallel, use_cache)
+                disp = _rebuild(fn, e.spec, e.parallel, e.directory, e.modname)
             except Exception as err2:       # noqa: BLE001
                 raise CompileError(_explain(err2, lowered)) from err2
         if use_cache and not was_cached:
@@ -448,8 +473,7 @@ def _main(argv):
     try:
         disp = _build(fn, spec, parallel == "1", True)
     except Exception:               # noqa: BLE001 - maybe an unreadable cache entry
-        _forget_cache_entry(os.path.dirname(path), modname)
-        disp = _build(fn, spec, parallel == "1", True)
+        disp = _rebuild(fn, spec, parallel == "1", os.path.dirname(path), modname)
     _mark_cached(path, disp)
 
 

@@ -45,15 +45,19 @@ tuple expression.
 >>> print(lower_jaxpr(closed).source)
 def program(a0):
     acc0 = np.float64(0.0)
+    sbuf1 = np.empty(3, np.float64)
     for i0 in range(3):
-        v1 = np.float32(np.abs(a0[i0]))
-        v2 = np.float32((v1) * (np.float32(2.0)))
-        acc0 += np.float64(v2)
-    v3 = np.float32(acc0)
-    return (v3, )
+        v2 = np.float32(np.abs(a0[i0]))
+        v3 = np.float32((v2) * (np.float32(2.0)))
+        sbuf1[i0] = np.float64(v3)
+    acc0 += _rt.fsum(sbuf1, 3)
+    v4 = np.float32(acc0)
+    return (v4, )
 <BLANKLINE>
 
-(float32 sums accumulate in float64.)
+(float32 sums accumulate in float64; a sum over the loop's innermost axis
+stores its summands in a buffer added by ``_rt.fsum``, so that the loop
+vectorizes.)
 """
 
 from __future__ import annotations
@@ -689,6 +693,37 @@ def _parallel_ok(g):
     return True
 
 
+_SUM_BLOCK = 2048     # summands buffered per block: 16 KiB in float64, in L1
+
+
+def _sum_buffers(b, g, acc_dtype, outer):
+    """Buffers for the float sums over a loop nest's innermost axis.
+
+    LLVM does not vectorize a loop that adds into one float accumulator
+    (that would reorder the additions), so ``acc += v`` keeps the whole fused
+    loop scalar, ``exp`` and ``tanh`` included.  Instead the loop stores each
+    block of summands in a small buffer and ``numba_runtime.fsum`` adds it
+    with eight partial sums.  Not under ``prange`` (the buffer would be
+    shared), nor when a max/min over that axis would keep the loop scalar
+    anyway.
+    """
+    if outer != "range" or not g.shape:
+        return {}
+    inner = len(g.shape) - 1
+    over_inner = [e for e in g.members if e.outvars[0] in g.reduced and inner in e.params["axes"]]
+    if not over_inner or any(e.primitive.name != "reduce_sum" or
+                             acc_dtype[e.outvars[0]].kind != "f" for e in over_inner):
+        return {}
+    b.uses_runtime = True
+    size = min(g.shape[-1], _SUM_BLOCK)
+    buffers = {}
+    for e in over_inner:
+        out = e.outvars[0]
+        buffers[out] = b.fresh("sbuf")
+        b.emit(f"{buffers[out]} = np.empty({size}, {dtype_expr(acc_dtype[out])})")
+    return buffers
+
+
 def _emit_group(b, g, escapes, producer):
     """Emit a fused loop; if a rule guarded a fast function (``ctx.guard``),
     run the whole loop again with the safe functions when the guard fired."""
@@ -763,21 +798,31 @@ def _emit_group_once(b, g, escapes, producer):
             b.fresh_arrays.add(b.name(out))
     outer = "prange" if _parallel_ok(g) else "range"
     b.parallel = b.parallel or outer == "prange"
+    buffers = _sum_buffers(b, g, acc_dtype, outer)
+    chunk = b.fresh("j") if buffers and shape[-1] > _SUM_BLOCK else None
     for k, n in enumerate(shape):
-        b.emit(f"for {idx[k]} in {outer if k == 0 else 'range'}({n}):")
+        if k == rank - 1 and chunk:
+            b.emit(f"for {chunk} in range(0, {n}, {_SUM_BLOCK}):")
+            b.indent += 1
+            b.emit(f"for {idx[k]} in range({chunk}, min({chunk} + {_SUM_BLOCK}, {n})):")
+        else:
+            b.emit(f"for {idx[k]} in {outer if k == 0 else 'range'}({n}):")
         b.indent += 1
+
+    def accumulator(out, axes):
+        kept = [i for k, i in enumerate(idx) if k not in axes]
+        return (acc_name.get(out) or b.name(out)) + (f"[{', '.join(kept)}]" if kept else "")
     for e in g.members:
         out = e.outvars[0]
         prim = e.primitive
         if out in g.reduced:
-            axes = e.params["axes"]
             x = e.inputs[0]
-            v = read(x)
-            dt = out.aval.dtype
-            v = cast_expr(v, x.aval.dtype, acc_dtype[out])
-            kept = [i for k, i in enumerate(idx) if k not in axes]
-            acc = (acc_name.get(out) or b.name(out)) + (f"[{', '.join(kept)}]" if kept else "")
-            b.emit(REDUCTIONS[prim.name][1](acc, v, acc_dtype[out]))
+            v = cast_expr(read(x), x.aval.dtype, acc_dtype[out])
+            if out in buffers:
+                b.emit(f"{buffers[out]}[{idx[-1]}{' - ' + chunk if chunk else ''}] = {v}")
+            else:
+                b.emit(REDUCTIONS[prim.name][1](accumulator(out, e.params["axes"]), v,
+                                                acc_dtype[out]))
             continue
         ctx = RuleContext(b, [a.aval for a in e.inputs], [out.aval])
         expr = prim.lower(ctx, *[read(a) for a in e.inputs], **e.params)
@@ -787,7 +832,17 @@ def _emit_group_once(b, g, escapes, producer):
         b.emit(f"{local} = {expr}")
         if rank and out in escapes:
             b.emit(f"{b.name(out)}[{', '.join(idx)}] = {local}")
-    b.indent -= rank
+    if buffers:
+        b.indent -= 1                   # after the innermost loop: add up its block
+        count = f"min({_SUM_BLOCK}, {shape[-1]} - {chunk})" if chunk else f"{shape[-1]}"
+        for e in g.members:
+            out = e.outvars[0]
+            if out in buffers:
+                b.emit(f"{accumulator(out, e.params['axes'])} += "
+                       f"_rt.fsum({buffers[out]}, {count})")
+        b.indent -= rank - 1 + (1 if chunk else 0)
+    else:
+        b.indent -= rank
     for out, acc in acc_name.items():
         dt = out.aval.dtype
         b.emit(f"{b.name(out)} = {acc}.astype({dtype_expr(dt)})" if out.aval.shape

@@ -18,6 +18,28 @@ _jit = numba.njit(cache=True, error_model="numpy", nogil=True)
 
 
 @_jit
+def fsum(buf, n):
+    """The sum of ``buf[:n]`` with eight independent partial sums, which LLVM
+    turns into SIMD adds (a single accumulator serializes every add).  Fused
+    loops store a block of summands here instead of accumulating them one by
+    one, so that the loop computing them vectorizes."""
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = buf[0] * 0
+    m = n - n % 8
+    for i in range(0, m, 8):
+        s0 += buf[i]
+        s1 += buf[i + 1]
+        s2 += buf[i + 2]
+        s3 += buf[i + 3]
+        s4 += buf[i + 4]
+        s5 += buf[i + 5]
+        s6 += buf[i + 6]
+        s7 += buf[i + 7]
+    for i in range(m, n):
+        s0 += buf[i]
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
+
+@_jit
 def erfinv(y):
     """Inverse error function: a Giles (2010) single-precision start, then
     two Newton steps on erf, which make it accurate to float64."""

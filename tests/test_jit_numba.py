@@ -137,11 +137,30 @@ def test_value_and_grad_of_a_chain_is_one_loop():
     src = _source(fd.value_and_grad(f), x)
     fast = src.split("    if unsafe")[0]        # the loop with vectorizable sin/cos ...
     assert fast.count("for ") == 1, src
-    assert fast.count("np.empty(") == 1, src      # only the gradient is materialized
+    # only the gradient is materialized, besides the block of summands that
+    # keeps the loop free of a loop-carried float sum (so that it vectorizes)
+    assert fast.count("np.empty(") == 2 and fast.count("= np.empty(7, ") == 1, src
+    sums = [line.strip() for line in fast.splitlines() if "+=" in line and "unsafe" not in line]
+    assert len(sums) == 1 and sums[0].endswith("+= _rt.fsum(sbuf2, 7)"), src
     assert "_vm.sin_f64" in fast and "np.sin(" in src.split("    if unsafe")[1]  # ... and
     # the same loop with the C library's sin/cos, run only if some |x| > 1e5
     got = assert_jit_numba(fd.value_and_grad(f), x)
     assert np.isfinite(got[0])
+
+
+def test_long_sums_are_added_block_by_block():
+    """A sum over more than one block (2048) of a fused loop's innermost axis:
+    the loop is cut into blocks, each block's summands added by _rt.fsum; the
+    same for sums along rows of a 2-D loop (one block per row)."""
+    x = np.linspace(-2, 2, 5000)
+    f = lambda x: (fnp.sum(fnp.exp(-x * x)), fnp.sum(fnp.reshape(x, (50, 100)) ** 2, axis=1))  # noqa: E731
+    src = _source(f, x)
+    assert "for j" in src and "min(2048, 5000 - j" in src, src
+    assert src.count("_rt.fsum(") == 2, src
+    got = assert_jit_numba(f, x)
+    assert abs(got[0] - np.sum(np.exp(-x * x))) < 1e-12
+    # max/min over the same axis keep the plain accumulation (no buffer)
+    assert "fsum" not in _source(lambda x: fnp.sum(x) + fnp.max(x), x)
 
 
 def test_sin_cos_beyond_the_fast_range_rerun_exactly():
@@ -173,7 +192,7 @@ def test_softmax_and_logsumexp_fuse_their_reductions():
         assert_jit_numba(f, x)
     src = _source(fd.nn.softmax, x)
     assert src.count("for i0") == 4, src      # max, shift (4, 1), exp and sum, divide
-    assert src.count("np.empty(") == 3, src
+    assert src.count("np.empty(") == 4, src      # 3 arrays and the sum's block of 5
 
 
 def test_seed_examples_are_exact_when_compiled():
