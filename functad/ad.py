@@ -314,6 +314,46 @@ def jvp_flat(fun_flat, primals, tangents, parent, name="jvp", fun=None):
     return outs_p, outs_t
 
 
+def jaxpr_evaluator(closed):
+    """``closed`` as a flat function (evaluated through ``bind``)."""
+    return lambda *xs: core.eval_jaxpr(closed.jaxpr, closed.consts, *xs)
+
+
+def is_linearizing(interp):
+    """Is ``interp`` reverse mode's partial evaluator (primals known, tangents
+    staged into a linear jaxpr)?  Rules of call-like primitives differ there."""
+    return type(interp) is StagingInterpreter and interp.forward_known
+
+
+def jvp_jaxpr(closed, nz_in, instantiate=None, name="jvp"):
+    """The JVP of ``closed`` staged as a jaxpr ``(primals..., nonzero
+    tangents...) -> (primal outs..., nonzero tangent outs...)``.
+
+    ``nz_in[i]`` says whether input ``i`` has a tangent; returns the jaxpr and
+    which output tangents are nonzero.  ``instantiate[i]`` forces output
+    ``i``'s tangent to be present (zeros) when it is float.  For the rules of
+    primitives with a body (control flow, ``checkpoint``).
+    """
+    avals = closed.in_avals
+    n = len(avals)
+    out_avals = closed.out_avals
+    inst = instantiate or [False] * len(out_avals)
+    out_nz = []
+
+    def fn(*args):
+        it = iter(args[n:])
+        tangents = [next(it) if nz else None for nz in nz_in]
+        outs_p, outs_t = jvp_flat(jaxpr_evaluator(closed), list(args[:n]), tangents,
+                                  core._tls.interp, name)
+        outs_t = [None if not a.is_float else fit_to_aval(t, a) if t is not None
+                  else zeros_like_aval(a) if i else None
+                  for t, a, i in zip(outs_t, out_avals, inst)]
+        out_nz[:] = [t is not None for t in outs_t]
+        return list(outs_p) + [t for t in outs_t if t is not None]
+    t_avals = [a.strip_weak_type() for a, nz in zip(avals, nz_in) if nz]
+    return core.trace_to_jaxpr(fn, list(avals) + t_avals, name), list(out_nz)
+
+
 def linearize_flat(fun_flat, primals, name="linearize", fun=None):
     """Run ``fun_flat`` forward on ``primals`` and stage its linearization.
 

@@ -46,8 +46,9 @@ import numpy as np
 
 from functad import core
 from functad import tree_util as tu
-from functad.ad import jvp_flat, linearize_flat, zeros_like_aval
-from functad.core import (ClosedJaxpr, Jaxpr, StagingInterpreter, Tracer, Var, aval_of,
+from functad.ad import (is_linearizing, jaxpr_evaluator, jvp_flat, jvp_jaxpr, linearize_flat,
+                        zeros_like_aval)
+from functad.core import (ClosedJaxpr, Jaxpr, Tracer, Var, aval_of,
                           eval_jaxpr)
 
 __all__ = ["checkpoint", "remat", "remat_call_p", "remat_lin_p"]
@@ -56,15 +57,6 @@ __all__ = ["checkpoint", "remat", "remat_call_p", "remat_lin_p"]
 # --------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------
-
-def _evaluator(closed):
-    return lambda *xs: eval_jaxpr(closed.jaxpr, closed.consts, *xs)
-
-
-def _is_linearizing(interp):
-    """Is ``interp`` reverse mode's partial evaluator (primals known, tangents staged)?"""
-    return type(interp) is StagingInterpreter and interp.forward_known
-
 
 def _fit(x, aval):
     from functad.ad import fit_to_aval     # tangents get the shape and dtype of their aval
@@ -104,7 +96,7 @@ def _batch_jaxpr(closed, size, batched):
     """``closed`` vmapped over a leading axis of the inputs flagged in
     ``batched``; every output batched at axis 0."""
     from functad.batching import vmap
-    body = _evaluator(closed)
+    body = jaxpr_evaluator(closed)
     in_axes = tuple(0 if b else None for b in batched)
 
     def fn(*xs):
@@ -142,25 +134,6 @@ def _remat_abstract_eval(*avals, jaxpr, prevent_cse, policy, name):
     return list(jaxpr.out_avals)
 
 
-def _jvp_jaxpr(closed, nz):
-    """The JVP of ``closed`` as a jaxpr ``(primals, nonzero tangents) ->
-    (primal outs, nonzero tangent outs)``, and which tangent outputs are nonzero."""
-    avals = closed.in_avals
-    n = len(avals)
-    out_avals = closed.out_avals
-    out_nz = []
-
-    def fn(*xs):
-        it = iter(xs[n:])
-        ts = [next(it) if z else None for z in nz]
-        ps, touts = jvp_flat(_evaluator(closed), list(xs[:n]), ts, core.current_interpreter(),
-                             "jvp of checkpoint")
-        out_nz[:] = [t is not None for t in touts]
-        return list(ps) + [_fit(t, a) for t, a in zip(touts, out_avals) if t is not None]
-    t_avals = [a.strip_weak_type() for a, z in zip(avals, nz) if z]
-    return core.trace_to_jaxpr(fn, list(avals) + t_avals, "jvp of checkpoint"), out_nz
-
-
 def _remat_jvp(primals, tangents, jaxpr, prevent_cse, policy, name):
     avals = jaxpr.in_avals
     nz = [t is not None and a.is_float for t, a in zip(tangents, avals)]
@@ -169,7 +142,7 @@ def _remat_jvp(primals, tangents, jaxpr, prevent_cse, policy, name):
     if not any(nz):
         return remat_call_p.bind(*primals, jaxpr=jaxpr, **params), [None] * n_out
     ts = [_fit(t, a.strip_weak_type()) for t, a, z in zip(tangents, avals, nz) if z]
-    if _is_linearizing(core.current_interpreter()):
+    if is_linearizing(core.current_interpreter()):
         # Reverse mode.  The primal inputs are known, so this runs now (on the
         # parent of the partial evaluator) and stages nothing linear ...
         outs = remat_call_p.bind(*primals, jaxpr=jaxpr, **params)
@@ -184,7 +157,7 @@ def _remat_jvp(primals, tangents, jaxpr, prevent_cse, policy, name):
         return outs, [next(it) if z else None for z in out_nz]
     # Forward mode: a checkpoint of the JVP, so that an outer reverse mode
     # (e.g. grad of a jvp) rematerialises it too.
-    jj, out_nz = _jvp_jaxpr(jaxpr, nz)
+    jj, out_nz = jvp_jaxpr(jaxpr, nz, name="jvp of checkpoint")
     outs = remat_call_p.bind(*primals, *ts, jaxpr=jj, **params)
     it = iter(outs[n_out:])
     return outs[:n_out], [next(it) if z else None for z in out_nz]
@@ -230,7 +203,7 @@ def _lin_apply(args, jaxpr, nz, out_nz):
     n = len(nz)
     res, ts = list(args[:n]), iter(args[n:])
     tangents = [next(ts) if z else None for z in nz]
-    _, outs_t = jvp_flat(_evaluator(jaxpr), res, tangents, core.current_interpreter(),
+    _, outs_t = jvp_flat(jaxpr_evaluator(jaxpr), res, tangents, core.current_interpreter(),
                          "jvp of checkpoint")
     return [zeros_like_aval(a) if t is None else _fit(t, a.strip_weak_type())
             for t, a, z in zip(outs_t, jaxpr.out_avals, out_nz) if z]
@@ -265,7 +238,7 @@ def _lin_transpose(cts, *args, jaxpr, nz, out_nz, name):
                                   "to a residual")
     diff = [i for i, z in enumerate(nz) if z]
     outs = [i for i, z in enumerate(out_nz) if z]
-    body = _evaluator(jaxpr)
+    body = jaxpr_evaluator(jaxpr)
 
     def f_diff(*xs):
         full = list(res)

@@ -51,7 +51,8 @@ import numpy as np
 from functad import core
 from functad import tree_util as tu
 from functad.config import config
-from functad.ad import UndefinedPrimal, backward_pass, fit_to_aval, jvp_flat, zeros_like_aval
+from functad.ad import (UndefinedPrimal, backward_pass, fit_to_aval, is_linearizing,
+                        jaxpr_evaluator, jvp_flat, jvp_jaxpr, zeros_like_aval)
 from functad.batching import BatchInterpreter, BatchTracer, moveaxis
 from functad.core import (ClosedJaxpr, Jaxpr, Literal, Primitive, StagingInterpreter, Tracer,
                           Var, aval_of, eval_jaxpr)
@@ -65,14 +66,13 @@ __all__ = ["cond", "switch", "select", "while_loop", "fori_loop", "scan", "map",
 # Jaxpr utilities
 # --------------------------------------------------------------------------
 
-def _evaluator(closed):
-    return lambda *xs: eval_jaxpr(closed.jaxpr, closed.consts, *xs)
-
-
 def _trace(fn, avals, name):
     """Stage ``fn`` (flat in, flat out) on ``avals``.  Internal traces evaluate
     jaxprs whose constants are concrete, so the result closes over no tracer."""
-    closed = core.trace_to_jaxpr(fn, list(avals), name)
+    return _check_no_tracers(core.trace_to_jaxpr(fn, list(avals), name), name)
+
+
+def _check_no_tracers(closed, name):
     if any(isinstance(c, Tracer) for c in closed.consts):
         raise NotImplementedError(f"functad internal error: {name} closed over a traced value "
                                   "(a rule inside a loop body captured an outer tracer)")
@@ -139,7 +139,7 @@ def _runner(closed, calls=_COMPILE_AFTER):
     not reused); for a few, :func:`_direct`.  Under ``config.debug_nans`` the
     body runs through the eval interpreter, so that each primitive is checked."""
     if getattr(config, "debug_nans", False):
-        return _evaluator(closed)
+        return jaxpr_evaluator(closed)
     hit = _RUNNERS.get(id(closed))
     if hit is not None and hit[0] is closed:
         return hit[1]
@@ -197,31 +197,11 @@ def _fix_tangent(t, aval, instantiate):
     return _fit(t, aval)
 
 
-def _is_linearizing(interp):
-    """Is ``interp`` the partial evaluator of reverse mode (primals known,
-    tangents staged into a linear jaxpr)?"""
-    return type(interp) is StagingInterpreter and interp.forward_known
-
-
 def _jvp_closed(closed, nz_in, instantiate):
-    """The JVP of ``closed``: ``(primals..., nonzero tangents...) -> (primal
-    outs..., nonzero tangent outs...)``; returns it and which output tangents
-    are nonzero (``instantiate[i]`` forces output ``i``'s to be)."""
-    avals = closed.in_avals
-    n = len(avals)
-    out_avals = closed.out_avals
-    out_nz = []
-
-    def fn(*args):
-        it = iter(args[n:])
-        tangents = [next(it) if nz else None for nz in nz_in]
-        outs_p, outs_t = jvp_flat(_evaluator(closed), list(args[:n]), tangents,
-                                  core.current_interpreter(), "jvp")
-        outs_t = [_fix_tangent(t, a, inst) for t, a, inst in zip(outs_t, out_avals, instantiate)]
-        out_nz[:] = [t is not None for t in outs_t]
-        return list(outs_p) + [t for t in outs_t if t is not None]
-    t_avals = [a for a, nz in zip(avals, nz_in) if nz]
-    return _trace(fn, list(avals) + t_avals, "jvp"), list(out_nz)
+    """:func:`functad.ad.jvp_jaxpr`, for a body that must close over no tracer."""
+    jj, out_nz = jvp_jaxpr(closed, nz_in, instantiate)
+    _check_no_tracers(jj, "jvp")
+    return jj, out_nz
 
 
 class _Linearized:
@@ -253,7 +233,7 @@ def _linearize_closed(closed, nz_in, instantiate):
         pe = StagingInterpreter(known, "linearize", None, forward_known=True)
         t_in = [pe.new_arg(a) if nz else None for a, nz in zip(avals, nz_in)]
         try:
-            outs_p, outs_t = jvp_flat(_evaluator(closed), list(primals), t_in, pe, "linearize")
+            outs_p, outs_t = jvp_flat(jaxpr_evaluator(closed), list(primals), t_in, pe, "linearize")
             outs_t = [_fix_tangent(t, a, inst) for t, a, inst in zip(outs_t, out_avals, instantiate)]
             lin, consts = pe.build([t for t in t_in if t is not None],
                                    [t for t in outs_t if t is not None])
@@ -440,10 +420,10 @@ def _cond_jvp(primals, tangents, branches, linear):
         # A concrete index (always, under grad outside jit): differentiate the
         # chosen branch inline, like a function call.
         b = branches[_clamp_index(index, len(branches))]
-        return jvp_flat(_evaluator(b), ops, ops_t, interp, "jvp of cond")
+        return jvp_flat(jaxpr_evaluator(b), ops, ops_t, interp, "jvp of cond")
     avals = branches[0].in_avals
     nz = [t is not None and a.is_float for t, a in zip(ops_t, avals)]
-    if _is_linearizing(interp):
+    if is_linearizing(interp):
         return _cond_linearize(index, ops, ops_t, nz, branches)
     n_out = len(branches[0].out_avals)
     jvps = [_jvp_closed(b, nz, [False] * n_out) for b in branches]
@@ -774,7 +754,7 @@ def _while_jvp(primals, tangents, cond_jaxpr, body_jaxpr, cond_nconsts, body_nco
               for t, a, z in zip(tangents[nc + nb:], bavals[nb:], carry_nz) if z]
     args = list(primals[:nc + nb]) + bc_t + list(primals[nc + nb:]) + init_t
     params = dict(cond_jaxpr=cond_jvp, body_jaxpr=jb, cond_nconsts=nc, body_nconsts=nb + n_bt)
-    if _is_linearizing(core.current_interpreter()):
+    if is_linearizing(core.current_interpreter()):
         # Reverse mode: the primal loop runs now; the tangent loop reruns it
         # (the number of iterations is not known when staging), so the linear
         # jaxpr can be evaluated (linearize, jacfwd) but not transposed.
@@ -967,7 +947,7 @@ def _scan_jvp(primals, tangents, jaxpr, num_consts, num_carry, length, reverse, 
     c_nz, carry_nz, x_nz = _split3(nz, num_consts, num_carry)
     ny = len(jaxpr.out_avals) - num_carry
     interp = core.current_interpreter()
-    if _is_linearizing(interp):
+    if is_linearizing(interp):
         return _scan_linearize(primals, tangents, c_nz, carry_nz, x_nz, jaxpr, num_consts,
                                num_carry, length, reverse, unroll)
     for _ in range(num_carry + 1):
