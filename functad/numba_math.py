@@ -53,36 +53,20 @@ __all__ = ["SIN_COS_LIMIT", "sin_f64", "sin_f32", "cos_f64", "cos_f32", "exp_f64
            "logaddexp_f32"]
 
 
-@intrinsic
-def _as_int(typingctx, x):
-    """The bits of a float64 as an int64."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(64))
-    return types.int64(types.float64), codegen
+def _bitcast(src, dst, ir_type, doc):
+    """An intrinsic reinterpreting the bits of a ``src`` value as a ``dst``."""
+    def cast(typingctx, x):
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], ir_type)
+        return dst(src), codegen
+    cast.__doc__ = doc
+    return intrinsic(cast)
 
 
-@intrinsic
-def _as_float(typingctx, x):
-    """An int64's bits as a float64."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-    return types.float64(types.int64), codegen
-
-
-@intrinsic
-def _as_int32(typingctx, x):
-    """The bits of a float32 as an int32."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(32))
-    return types.int32(types.float32), codegen
-
-
-@intrinsic
-def _as_float32(typingctx, x):
-    """An int32's bits as a float32."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
-    return types.float32(types.int32), codegen
+_as_int = _bitcast(types.float64, types.int64, ir.IntType(64), "The bits of a float64 as an int64.")
+_as_float = _bitcast(types.int64, types.float64, ir.DoubleType(), "An int64's bits as a float64.")
+_as_int32 = _bitcast(types.float32, types.int32, ir.IntType(32), "The bits of a float32 as an int32.")
+_as_float32 = _bitcast(types.int32, types.float32, ir.FloatType(), "An int32's bits as a float32.")
 
 
 _jit = numba.njit(error_model="numpy", inline="always")
