@@ -43,6 +43,12 @@ warm-cache rows differ only by noise.  Each row names the backend that ran.
 Targets of issue 4: first result at most 1.0 s with an empty cache and at
 most 0.3 s with a warm one.
 
+Before measuring, functad's package is byte-compiled (``compileall``; skip
+with ``--no-compileall``), as ``pip install`` does for an installed package:
+JAX's ``.pyc`` files exist from its installation, while an editable checkout
+on a machine that sets ``PYTHONDONTWRITEBYTECODE=1`` (this one does) would
+recompile functad's source in every child.
+
 The MLP itself (``init_mlp``, ``make_mlp_step``) is defined here, once, and
 ``bench_jit.py`` imports it: this module imports nothing heavy at the top, so
 a child process loads only the library it measures.
@@ -282,6 +288,8 @@ def main():
     ap.add_argument("--no-jax", action="store_true")
     ap.add_argument("--no-pin", action="store_true",
                     help="do not pin the children to one CPU (JAX may then use several)")
+    ap.add_argument("--no-compileall", action="store_true",
+                    help="do not byte-compile functad first (see the module doc)")
     ap.add_argument("--cpu", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--child", choices=["functad", "jax"], help=argparse.SUPPRESS)
     ap.add_argument("--backend", default="default", help=argparse.SUPPRESS)
@@ -291,6 +299,12 @@ def main():
 
     import importlib.util
     import platform
+    if not args.no_compileall:
+        # pip byte-compiles an installed package (JAX's .pyc files exist); an
+        # editable checkout under PYTHONDONTWRITEBYTECODE=1 never gets them, and
+        # every child would compile functad's source again (~0.1 s)
+        import compileall
+        compileall.compile_dir(os.path.join(ROOT, "functad"), quiet=1)
     runs = [("functad", b.strip()) for b in args.backends.split(",")]
     if not args.no_jax and importlib.util.find_spec("jax"):
         runs.append(("jax", ""))
