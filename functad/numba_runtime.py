@@ -23,7 +23,7 @@ def fsum(buf, n):
     turns into SIMD adds (a single accumulator serializes every add).  Fused
     loops store a block of summands here instead of accumulating them one by
     one, so that the loop computing them vectorizes."""
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = buf[0] * 0
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0     # buffers are float64 (sums accumulate in it)
     m = n - n % 8
     for i in range(0, m, 8):
         s0 += buf[i]

@@ -161,6 +161,8 @@ def test_long_sums_are_added_block_by_block():
     assert abs(got[0] - np.sum(np.exp(-x * x))) < 1e-12
     # max/min over the same axis keep the plain accumulation (no buffer)
     assert "fsum" not in _source(lambda x: fnp.sum(x) + fnp.max(x), x)
+    # an empty innermost axis: nothing to add, the buffer is never read
+    assert_jit_numba(lambda x: (fnp.sum(fnp.exp(x)), fnp.sum(fnp.exp(x), axis=1)), np.ones((3, 0)))
 
 
 def test_sin_cos_beyond_the_fast_range_rerun_exactly():
