@@ -45,18 +45,16 @@ tuple expression.
 >>> print(lower_jaxpr(closed).source)
 def program(a0):
     acc0 = np.float64(0.0)
-    sbuf1 = np.empty(3, np.float64)
     for i0 in range(3):
-        v2 = np.float32(np.abs(a0[i0]))
-        v3 = np.float32((v2) * (np.float32(2.0)))
-        sbuf1[i0] = np.float64(v3)
-    acc0 += _rt.fsum(sbuf1, 3)
-    v4 = np.float32(acc0)
-    return (v4, )
+        v1 = np.float32(np.abs(a0[i0]))
+        v2 = np.float32((v1) * (np.float32(2.0)))
+        acc0 += np.float64(v2)
+    v3 = np.float32(acc0)
+    return (v3, )
 <BLANKLINE>
 
-(float32 sums accumulate in float64; a sum over the loop's innermost axis
-stores its summands in a buffer added by ``_rt.fsum``, so that the loop
+(float32 sums accumulate in float64; a sum over an innermost axis of 32 or
+more stores its summands in a buffer added by ``_rt.fsum``, so that the loop
 vectorizes.)
 """
 
@@ -64,6 +62,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import re
 
 import numpy as np
 
@@ -138,6 +137,11 @@ def cast_expr(expr: str, from_dtype, to_dtype) -> str:
 # The context given to lowering rules
 # --------------------------------------------------------------------------
 
+_ASSIGN = re.compile(r"^\s*(\w+) = (.*)$")
+_ALLOC = re.compile(r"^(\s*)(\w+) = np\.empty\(")
+_NAME = re.compile(r"[A-Za-z_]\w*")
+
+
 class RuleContext:
     """What a lowering rule may use; see the module docstring."""
 
@@ -165,6 +169,44 @@ class RuleContext:
             yield
         finally:
             self._b.indent -= 1
+
+    def mark(self) -> int:
+        """A position in the emitted code, for :meth:`hoist_allocations`."""
+        return len(self._b.lines)
+
+    def hoist_allocations(self, header: int, live: list):
+        """Move the ``np.empty`` allocations of a loop body before its header.
+
+        ``header`` is the :meth:`mark` of the loop's first line and ``live``
+        the names that carry values into the next iteration.  An allocation
+        made at the body's own level is hoisted unless its array can reach
+        ``live`` through plain assignments (``c = t``, ``t = v``, views...):
+        every other array is dead when the iteration ends and can be written
+        again by the next one, since an ``np.empty`` output is always written
+        whole before it is read.  An RNN cell's scan allocated ten small
+        arrays per step.
+        """
+        lines = self._b.lines
+        head = lines[header]
+        body_indent = head[:len(head) - len(head.lstrip())] + "    "
+        escaping, changed = set(live), True
+        assigns = [m.groups() for line in lines[header + 1:] for m in [_ASSIGN.match(line)] if m]
+        while changed:
+            changed = False
+            for lhs, rhs in assigns:
+                if lhs in escaping:
+                    new = set(_NAME.findall(rhs)) - escaping
+                    if new:
+                        escaping |= new
+                        changed = True
+        hoisted, kept = [], []
+        for line in lines[header + 1:]:
+            m = _ALLOC.match(line)
+            if m and m.group(1) == body_indent and m.group(2) not in escaping:
+                hoisted.append(head[:len(head) - len(head.lstrip())] + line.lstrip())
+            else:
+                kept.append(line)
+        lines[header:] = hoisted + [head] + kept
 
     def guard(self, condition: str) -> bool:
         """Inside a fused loop: if ``condition`` (a scalar expression) is ever
@@ -658,12 +700,18 @@ def _emit_eqn(b, eqn):
     if rule is None:
         raise LoweringError(f"primitive {prim.name} has no Numba lowering rule")
     ctx = RuleContext(b, [a.aval for a in eqn.inputs], [v.aval for v in eqn.outvars])
+    start = len(b.lines)
     expr = rule(ctx, *[b.atom(a) for a in eqn.inputs], **eqn.params)
     outs = [b.name(v) for v in eqn.outvars]
     if prim.multiple_results:
         b.emit(f"{''.join(o + ', ' for o in outs) if outs else '_'} = {expr}")
     else:
         b.emit(f"{outs[0]} = {expr}")
+        # an array the rule allocated itself (np.empty) aliases nothing: control
+        # flow may rebind it without a copy
+        if any(_ALLOC.match(line) and _ALLOC.match(line).group(2) == expr
+               for line in b.lines[start:]):
+            b.fresh_arrays.add(outs[0])
 
 
 def _threads():
@@ -694,6 +742,7 @@ def _parallel_ok(g):
 
 
 _SUM_BLOCK = 2048     # summands buffered per block: 16 KiB in float64, in L1
+_SUM_MIN = 32         # shorter rows gain little from SIMD, and pay a call per row
 
 
 def _sum_buffers(b, g, acc_dtype, outer):
@@ -704,10 +753,10 @@ def _sum_buffers(b, g, acc_dtype, outer):
     loop scalar, ``exp`` and ``tanh`` included.  Instead the loop stores each
     block of summands in a small buffer and ``numba_runtime.fsum`` adds it
     with eight partial sums.  Not under ``prange`` (the buffer would be
-    shared), nor when a max/min over that axis would keep the loop scalar
-    anyway.
+    shared), nor for rows shorter than 32, nor when a max/min over that axis
+    would keep the loop scalar anyway.
     """
-    if outer != "range" or not g.shape:
+    if outer != "range" or not g.shape or g.shape[-1] < _SUM_MIN:
         return {}
     inner = len(g.shape) - 1
     over_inner = [e for e in g.members if e.outvars[0] in g.reduced and inner in e.params["axes"]]

@@ -31,6 +31,42 @@ def test_scan_is_a_native_loop_writing_preallocated_outputs():
     assert_jit_numba(fd.value_and_grad(_rnn, argnums=(0, 1)), W, xs)
 
 
+def _allocations_in_loop(src, header):
+    """The ``np.empty`` lines inside the loop that starts with ``header``."""
+    lines = src.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith(header))
+    indent = len(lines[start]) - len(lines[start].lstrip())
+    body = []
+    for line in lines[start + 1:]:
+        if line.strip() and len(line) - len(line.lstrip()) <= indent:
+            break
+        body.append(line)
+    return [line.strip() for line in body if "np.empty(" in line]
+
+
+def test_loop_bodies_allocate_only_what_the_next_iteration_needs():
+    """Temporaries of a scan body are allocated once, before the loop; only
+    arrays that become the next carry are allocated per iteration."""
+    W, xs = np.eye(3) * 0.5, np.linspace(-1, 1, 18).reshape(6, 3)
+    src = fd.jit(_rnn).lower(W, xs).numba_source
+    inside = _allocations_in_loop(src, "for i")
+    assert len(inside) == 1, src                       # the new h, not W @ h
+    grad_src = fd.jit(fd.grad(_rnn)).lower(W, xs).numba_source
+    # carries are rebound, not copied, in the loops (copies only of the inputs)
+    assert not [line for line in grad_src.splitlines()
+                if "np.copy(" in line and line.startswith("        ")], grad_src
+
+    # a carry that is a view of a temporary (rev of a product): the product's
+    # buffer must not be reused while the carry still views it
+    def rev_rnn(W, xs):
+        return lax.scan(lambda h, x: ((W @ h)[::-1] + x, (W @ h).sum()), fnp.ones(3), xs)
+    assert_jit_numba(rev_rnn, W + 0.1, xs)
+    assert_jit_numba(fd.grad(lambda W, xs: fnp.sum(rev_rnn(W, xs)[1])), W + 0.1, xs)
+    f = lambda x: lax.while_loop(lambda c: c[0] < 5, lambda c: (c[0] + 1, (W @ c[1])[::-1] + x),  # noqa
+                                 (0, fnp.ones(3)))
+    assert_jit_numba(f, np.arange(3.0))
+
+
 def test_scan_reverse_map_and_fori_loop():
     xs = np.arange(5.0)
     assert_jit_numba(lambda xs: lax.scan(lambda c, x: (c + x, x * c), 2.0, xs, reverse=True),

@@ -1426,12 +1426,14 @@ def _while_lower(ctx, *args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts)
     n0 = cond_nconsts + body_nconsts
     avals = ctx.in_avals[n0:]
     carries = _new_vars(ctx, args[n0:], avals)
+    header = ctx.mark()
     ctx.emit("while True:")
     with ctx.block():
         (pred,) = ctx.emit_jaxpr(cond_jaxpr, cc + carries)
         ctx.emit(f"if not ({pred}):\n    break")
         new = ctx.emit_jaxpr(body_jaxpr, bc + carries)
         _bind_all(ctx, carries, new, avals)
+    ctx.hoist_allocations(header, carries)
     return _tuple(carries)
 
 
@@ -1445,6 +1447,7 @@ def _scan_lower(ctx, *args, jaxpr, num_consts, num_carry, length, reverse, unrol
     for n, a in zip(ys, y_avals):
         ctx.emit(f"{n} = np.empty({a.shape}, {ctx.dtype(a.dtype)})")
     i, k = ctx.fresh("i"), ctx.fresh("k")
+    header = ctx.mark()
     ctx.emit(f"for {i} in range({length}):")
     with ctx.block():
         ctx.emit(f"{k} = {length - 1} - {i}" if reverse else f"{k} = {i}")
@@ -1457,6 +1460,7 @@ def _scan_lower(ctx, *args, jaxpr, num_consts, num_carry, length, reverse, unrol
         for n, e in zip(ys, res[num_carry:]):     # before the carries are rebound
             ctx.emit(f"{n}[{k}] = {e}")
         _bind_all(ctx, carries, res[:num_carry], c_avals)
+    ctx.hoist_allocations(header, carries)
     return _tuple(carries + ys)
 
 
