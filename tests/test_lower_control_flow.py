@@ -66,6 +66,15 @@ def test_loop_bodies_allocate_only_what_the_next_iteration_needs():
                                  (0, fnp.ones(3)))
     assert_jit_numba(f, np.arange(3.0))
 
+    # rules that allocate and then fill by loops (3-d transpose, concatenate),
+    # as temporaries and as the next carry
+    def shifts(c, x):
+        t = fnp.transpose(fnp.reshape(c, (2, 3, 2)), (2, 0, 1))          # a temporary
+        new = fnp.concatenate([c[1:], fnp.sum(t, axis=(1, 2))[:1] * x])   # the next carry
+        return new, fnp.transpose(fnp.reshape(new, (2, 3, 2)), (1, 2, 0))[0, 0]
+    g = lambda xs: lax.scan(shifts, fnp.arange(12.0) / 10, xs)  # noqa: E731
+    assert_jit_numba(g, np.linspace(0.5, 1.0, 7))
+
 
 def test_scan_reverse_map_and_fori_loop():
     xs = np.arange(5.0)
