@@ -13,6 +13,11 @@ Reverse mode is *linearize + transpose*, the two phases of backpropagation:
 
 Symbolic zeros are ``None`` throughout: a tangent or cotangent that is
 ``None`` is known to be zero and costs nothing.
+
+At the top level, where nothing transforms the result further, ``grad`` and
+``vjp`` run the same two phases on a tape instead (:mod:`functad.backprop`,
+chosen by :func:`~functad.backprop.reverse_flat`): each primitive's local
+partials are stored as it runs, with no jaxpr staged.
 """
 
 from __future__ import annotations
