@@ -138,11 +138,22 @@ def broadcast_batched(vals, dims):
 def elementwise_batch_rule(prim):
     """Batching rule shared by every NumPy-broadcasting elementwise primitive."""
     def rule(vals, dims, **params):
-        d0 = dims[0]
-        if d0 is not None and all(d == d0 for d in dims):
-            nd = len(core.shape_of(vals[0]))
-            if all(len(core.shape_of(v)) == nd for v in vals):
-                return prim.bind(*vals, **params), d0   # aligned already: nothing to move
+        # aligned already (nothing to move): batched operands share their batch
+        # axis and rank, and unbatched ones (scalars...) broadcast from the right
+        # within an example's dimensions, as NumPy would do for one example
+        d0 = None
+        nd = -1
+        for v, d in zip(vals, dims):
+            if d is not None:
+                n = len(core.shape_of(v))
+                if d0 is None:
+                    d0, nd = d, n
+                elif d != d0 or n != nd:
+                    break
+        else:
+            if d0 == 0 or all(d is not None for d in dims):
+                if all(d is not None or len(core.shape_of(v)) < nd for v, d in zip(vals, dims)):
+                    return prim.bind(*vals, **params), d0
         return prim.bind(*broadcast_batched(vals, dims), **params), 0
     return rule
 
