@@ -31,8 +31,8 @@ from __future__ import annotations
 import numpy as np
 
 from functad import core
-from functad.ad import (LinearFunction, ONE, MINUS_ONE, backward_pass, linearize_flat,
-                        zeros_like_aval, _cast_ct)
+from functad.ad import (ONE, MINUS_ONE, backward_pass, linearize_flat, zeros_like_aval,
+                        _cast_ct)
 from functad.core import Tracer, aval_of, to_numpy, shape_of
 
 __all__ = ["TapeInterpreter", "TapeTracer", "Tape", "reverse_flat"]

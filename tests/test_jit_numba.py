@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import warnings
 
 import numpy as np
 import pytest
@@ -20,8 +19,7 @@ from hypothesis.extra.numpy import arrays
 
 import functad as fd
 import functad.numpy as fnp
-from functad import core, lax
-from functad.lax import elementwise as ew
+from functad import core
 from helpers import assert_jit_numba, assert_tree_same
 from test_elementwise import (BINARY_DOMAINS, NONDIFF_BINARY, NONDIFF_UNARY, UNARY_DOMAINS)
 
