@@ -16,7 +16,8 @@ phases:
 
 This script does it by hand, node by node, then shows the same computation
 inside functad: the jaxpr of ``f``, the linear jaxpr that ``linearize``
-stages (its constants are the stored partials), and the VJP.
+stages (its constants are the stored partials), the VJP, and both figures as
+``functad.debug.show_backprop`` draws them.
 
 Run:  python examples/seed_logistic.py       (exits 1 if a check fails)
 """
@@ -111,11 +112,21 @@ if consts:
     print("  constvars (in order):", [float(c) for c in consts])
 check("jvp of the linearization at t=1", float(f_jvp(1.0)), -1.5)
 
-# The backward pass transposes that linear jaxpr: cotangent 1 in, df/dx out.
+# At the top level, vjp records the same partials on a tape and multiplies
+# back through them (under jit or vmap it transposes the linear jaxpr).
 _, f_vjp = fd.vjp(f, x0)
 (ct,) = f_vjp(1.0)
 print(f"\nvjp(f, 0)(1.0) = {float(ct)}")
 check("vjp", float(ct), -1.5)
+
+# Both of the note's pictures for this function, drawn by functad: values and
+# local partials forward (figure 6), adjoints backward (figure 7).
+report = fd.debug.show_backprop(f, x0)
+print("\nfd.debug.show_backprop(f, 0.0):")
+print(report)
+exp_value = next(node[0] for node in report.tape.nodes if node[4].name == "exp")
+check("show_backprop: adjoint of the output of exp", float(report.adjoints[exp_value]), 0.5)
+check("show_backprop: gradient", float(report.grad), -1.5)
 
 # Forward mode gives the same number (one tangent in, one out).
 _, t = fd.jvp(f, (x0,), (1.0,))

@@ -35,7 +35,8 @@ from functad.ad import (ONE, MINUS_ONE, backward_pass, linearize_flat, zeros_lik
                         _cast_ct)
 from functad.core import Tracer, aval_of, to_numpy, shape_of
 
-__all__ = ["TapeInterpreter", "TapeTracer", "Tape", "reverse_flat"]
+__all__ = ["TapeInterpreter", "TapeTracer", "Tape", "reverse_flat", "record_tape",
+           "show_backprop", "BackpropReport"]
 
 _ew = None      # functad.lax.elementwise (imported on first use: it imports functad.ad)
 
@@ -196,8 +197,12 @@ class Tape:
         lines.append(f"outputs: {', '.join('_' if v is None else '%' + str(v) for v in self.out_vids)}")
         return "\n".join(lines)
 
-    def transpose(self, cts):
-        """Output cotangents -> input cotangents (zeros where none reached)."""
+    def transpose(self, cts, adjoints=None):
+        """Output cotangents -> input cotangents (zeros where none reached).
+
+        If ``adjoints`` is a dict, it receives each recorded value's complete
+        cotangent (its adjoint, in the note's words), by value number.
+        """
         ew = _ew
         mul, neg, add, unbroadcast = ew.mul_p.bind, ew.neg_p.bind, ew.add_p.bind, ew.unbroadcast
         env = {}
@@ -211,6 +216,8 @@ class Tape:
                 ct = pop(out, None)
                 if ct is None:
                     continue
+                if adjoints is not None:
+                    adjoints[out] = ct
                 for v, d, aval in zip(in_vids, data, avals):
                     if v is None:
                         continue
@@ -225,6 +232,8 @@ class Tape:
             outs = [pop(v, None) for v in out]    # a linearized primitive: transpose its jaxpr
             if all(c is None for c in outs):
                 continue
+            if adjoints is not None:
+                adjoints.update((v, c) for v, c in zip(out, outs) if c is not None)
             ins = backward_pass(data.jaxpr, data.consts, outs)
             for v, c, aval in zip(in_vids, ins, data.in_avals):
                 if c is not None:
@@ -234,6 +243,8 @@ class Tape:
         res = []
         for v, a in zip(self.in_vids, self.in_avals):
             c = None if v is None else get(v)
+            if adjoints is not None and c is not None:
+                adjoints[v] = c
             res.append(zeros_like_aval(a) if c is None else _cast_ct(c, a))
         return res
 
@@ -244,7 +255,12 @@ def _show(d):
     if d is MINUS_ONE:
         return "-1"
     a = aval_of(d)
-    return f"<{a.str_short()}>" if a.size > 4 else str(np.asarray(d).tolist())
+    if a.size > 4:
+        return f"<{a.str_short()}>"
+    d = np.asarray(d)
+    if d.shape or d.dtype.kind not in "fiu":
+        return np.array2string(d, precision=6, separator=", ")
+    return format(float(d), ".6g")
 
 
 def reverse_flat(fun_flat, primals, name="grad", fun=None):
@@ -255,15 +271,20 @@ def reverse_flat(fun_flat, primals, name="grad", fun=None):
     any other transform it is :func:`functad.ad.linearize_flat`.  Only inexact
     (float/complex) primals are differentiated.
     """
+    if type(core._tls.interp) is not core.EvalInterpreter:
+        return linearize_flat(fun_flat, primals, name, fun)
+    return record_tape(fun_flat, primals, name, fun)
+
+
+def record_tape(fun_flat, primals, name="grad", fun=None, interpreter=None):
+    """Run ``fun_flat`` at the top level on a tape: ``(primals_out, Tape)``."""
     tls = core._tls
     parent = tls.interp
-    if type(parent) is not core.EvalInterpreter:
-        return linearize_flat(fun_flat, primals, name, fun)
     global _ew
     if _ew is None:
         from functad.lax import elementwise as _ew_module
         _ew = _ew_module
-    tape = TapeInterpreter(parent, name, fun)
+    tape = (interpreter or TapeInterpreter)(parent, name, fun)
     in_avals = [aval_of(p) for p in primals]
     ins = [tape.new_value(p) if a.is_float else p for p, a in zip(primals, in_avals)]
     tls.interp = tape
@@ -278,4 +299,131 @@ def reverse_flat(fun_flat, primals, name="grad", fun=None):
         outs_p.append(p)
         out_vids.append(v)
     in_vids = [x.vid if type(x) is TapeTracer else None for x in ins]
-    return outs_p, Tape(tape.nodes, in_vids, in_avals, out_vids, [aval_of(p) for p in outs_p])
+    result = Tape(tape.nodes, in_vids, in_avals, out_vids, [aval_of(p) for p in outs_p])
+    result.values = getattr(tape, "values", None)
+    return outs_p, result
+
+
+# --------------------------------------------------------------------------
+# The note's figures for any function: values, partials, adjoints
+# --------------------------------------------------------------------------
+
+class _ValueTape(TapeInterpreter):
+    """A tape that also keeps every recorded value (for :func:`show_backprop`)."""
+
+    def __init__(self, parent, name="grad", fun=None):
+        super().__init__(parent, name, fun)
+        self.values = {}
+
+    def new_value(self, primal):
+        t = super().new_value(primal)
+        self.values[t.vid] = primal
+        return t
+
+    def process_primitive(self, prim, args, params):
+        out = super().process_primitive(prim, args, params)
+        for o in (out if prim.multiple_results else [out]):
+            if type(o) is TapeTracer and o._trace is self:
+                self.values[o.vid] = o.primal
+        return out
+
+
+class BackpropReport:
+    """What :func:`show_backprop` returns; printing it shows both phases.
+
+    Attributes: ``value`` (the function's output), ``grad`` (the gradient,
+    with the structure of the differentiated argument), ``tape``
+    (the :class:`Tape`), ``values`` and ``adjoints`` (dicts from value
+    numbers ``%n`` to arrays).
+    """
+
+    def __init__(self, value, grad, tape, adjoints):
+        self.value, self.grad, self.tape = value, grad, tape
+        self.values, self.adjoints = tape.values, adjoints
+
+    def __str__(self):
+        t, vals, adj = self.tape, self.values, self.adjoints
+        rows = [("forward", "value", "local partials"), ("", "", "")]
+        for v in t.in_vids:
+            if v is not None:
+                rows.append((f"%{v} = input", _show(vals[v]), ""))
+        for out, in_vids, data, avals, prim in t.nodes:
+            if avals is None:
+                rows.append((f"{', '.join(f'%{v}' for v in out)} = {prim.name}"
+                             f"({', '.join(f'%{v}' for v in in_vids)})",
+                             ", ".join(_show(vals[v]) for v in out),
+                             f"linearized: {len(data.jaxpr.eqns)} linear equation(s)"))
+                continue
+            ins = ", ".join("_" if v is None else f"%{v}" for v in in_vids)
+            parts = "  ".join(f"d/d%{v} = {_show(d)}" for v, d in zip(in_vids, data)
+                              if v is not None)
+            rows.append((f"%{out} = {prim.name}({ins})", _show(vals[out]), parts))
+        rows += [("", "", ""), ("backward", "adjoint", ""), ("", "", "")]
+        order = [v for v in t.out_vids if v is not None]
+        for out, *_ in reversed(t.nodes):
+            order += [v for v in (out if isinstance(out, list) else [out])
+                      if v not in order]
+        order += [v for v in t.in_vids if v is not None and v not in order]
+        for v in order:
+            if v in adj:
+                rows.append((f"%{v}", _show(adj[v]), "input" if v in t.in_vids else ""))
+        w0 = max(len(r[0]) for r in rows) + 2
+        w1 = max(len(r[1]) for r in rows) + 2
+        return "\n".join(f"{a:<{w0}}{b:<{w1}}{c}".rstrip() for a, b, c in rows)
+
+    __repr__ = __str__
+
+
+def show_backprop(fun, *args, argnums=0):
+    """Differentiate scalar ``fun`` at ``args`` and show what backpropagation did.
+
+    The report lists, as the lecture note draws them, the forward phase (each
+    operation's value and the local partial derivatives stored on it) and the
+    backward phase (each value's adjoint, the derivative of the output with
+    respect to it).  Works at the top level only (not under ``jit``/``vmap``).
+
+    >>> import functad as fd, functad.numpy as fnp
+    >>> r = fd.debug.show_backprop(lambda x: -fnp.log(1.0 / (1.0 + fnp.exp(-3.0 * x))), 0.0)
+    >>> print(r)
+    forward          value      local partials
+    <BLANKLINE>
+    %1 = input       0
+    %2 = mul(_, %1)  -0         d/d%1 = -3
+    %3 = exp(%2)     1          d/d%2 = 1
+    %4 = add(_, %3)  2          d/d%3 = 1
+    %5 = div(_, %4)  0.5        d/d%4 = -0.25
+    %6 = log(%5)     -0.693147  d/d%5 = 2
+    %7 = neg(%6)     0.693147   d/d%6 = -1
+    <BLANKLINE>
+    backward         adjoint
+    <BLANKLINE>
+    %7               1
+    %6               -1
+    %5               -2
+    %4               0.5
+    %3               0.5
+    %2               0.5
+    %1               -1.5       input
+    >>> float(r.grad)
+    -1.5
+    """
+    from functad import tree_util as tu
+    from functad.ad import _check_grad_input, _one
+    if type(core._tls.interp) is not core.EvalInterpreter:
+        raise TypeError("show_backprop runs at the top level only, not inside jit, vmap or grad")
+    leaves, tree = tu.tree_flatten(args[argnums])
+
+    def flat(*xs):
+        full = list(args)
+        full[argnums] = tu.tree_unflatten(tree, xs)
+        return [fun(*full)]
+    for x in leaves:
+        _check_grad_input(x, "show_backprop", False)
+    (out,), tape = record_tape(flat, leaves, "show_backprop", fun, _ValueTape)
+    oa = tape.out_avals[0]
+    if oa.shape or not oa.is_float:
+        raise TypeError(f"show_backprop needs a function with a real scalar output, got "
+                        f"{oa.str_short()}")
+    adjoints = {}
+    grads = tape.transpose([_one(oa.dtype)], adjoints)
+    return BackpropReport(out, tu.tree_unflatten(tree, grads), tape, adjoints)

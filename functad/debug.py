@@ -50,9 +50,10 @@ import numpy as np
 
 from functad import core
 from functad import tree_util as tu
+from functad.backprop import show_backprop  # noqa: F401  (part of functad.debug)
 from functad.config import config, _ON_CHANGE
 
-__all__ = ["print", "debug_nans", "debug_print_p"]
+__all__ = ["print", "debug_nans", "debug_print_p", "show_backprop"]
 
 
 # --------------------------------------------------------------------------
