@@ -181,3 +181,21 @@ def assert_jit_numba(f, *args, tol32=2e-6, tol64=1e-12, **kwargs):
     assert prog is None or prog.state == "compiled"
     assert_tree_same(got, want, tol32, tol64)
     return got
+
+
+def draw_dot_general_axes(draw, min_side=0):
+    """Random dot_general operands' axes, for Hypothesis ``@st.composite``
+    strategies: 0-2 batch, contracting and free axes of each kind, in any
+    order, each of size ``min_side``-3.  Returns ``(x_labels, y_labels,
+    size, dimension_numbers)``: labels "b*" (batch), "c*" (contracted),
+    "l*"/"r*" (free in x/y), and the size of each label."""
+    counts = [draw(st.integers(0, 2)) for _ in range(4)]     # batch, contract, lhs free, rhs free
+    labels = {k: [f"{k}{i}" for i in range(n)] for k, n in zip("bclr", counts)}
+    size = {lab: draw(st.integers(min_side, 3)) for labs in labels.values() for lab in labs}
+    x_labels = draw(st.permutations(labels["b"] + labels["c"] + labels["l"]))
+    y_labels = draw(st.permutations(labels["b"] + labels["c"] + labels["r"]))
+    contract = draw(st.permutations(labels["c"]))
+    batch = draw(st.permutations(labels["b"]))
+    dn = ((tuple(x_labels.index(c) for c in contract), tuple(y_labels.index(c) for c in contract)),
+          (tuple(x_labels.index(b) for b in batch), tuple(y_labels.index(b) for b in batch)))
+    return x_labels, y_labels, size, dn

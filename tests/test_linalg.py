@@ -10,6 +10,7 @@ import functad.numpy as fnp
 from functad import lax
 from functad.core import check_jaxpr
 from functad.testing import check_grads
+from helpers import draw_dot_general_axes
 
 SETTINGS = settings(max_examples=20, deadline=None)
 
@@ -41,16 +42,8 @@ def check_staging(f, *args):
 
 @st.composite
 def dot_general_cases(draw):
-    counts = [draw(st.integers(0, 2)) for _ in range(4)]     # batch, contract, lhs free, rhs free
-    kinds = "bclr"
-    labels = {k: [f"{k}{i}" for i in range(n)] for k, n in zip(kinds, counts)}
-    size = {lab: draw(st.integers(1, 3)) for labs in labels.values() for lab in labs}
-    x_labels = draw(st.permutations(labels["b"] + labels["c"] + labels["l"]))
-    y_labels = draw(st.permutations(labels["b"] + labels["c"] + labels["r"]))
-    contract = draw(st.permutations(labels["c"]))
-    batch = draw(st.permutations(labels["b"]))
-    dn = ((tuple(x_labels.index(c) for c in contract), tuple(y_labels.index(c) for c in contract)),
-          (tuple(x_labels.index(b) for b in batch), tuple(y_labels.index(b) for b in batch)))
+    x_labels, y_labels, size, dn = draw_dot_general_axes(draw, min_side=1)
+    batch = [x_labels[i] for i in dn[1][0]]
     rng = rng_from(draw(st.integers(0, 2**31)))
     x = rng.standard_normal([size[a] for a in x_labels])
     y = rng.standard_normal([size[a] for a in y_labels])

@@ -19,7 +19,7 @@ from hypothesis import example, given, settings, strategies as st
 import functad as fd
 import functad.numpy as fnp
 from functad import lax
-from helpers import assert_jit_numba
+from helpers import assert_jit_numba, draw_dot_general_axes
 
 
 @pytest.fixture(autouse=True)
@@ -181,15 +181,7 @@ def test_dot_general_operands_that_are_views():
 def dot_general_cases(draw):
     """(x, y, dimension_numbers): 0-2 batch, contracting and free axes of each
     kind, sizes 0-3, axes in any order, float64 or bool values."""
-    counts = [draw(st.integers(0, 2)) for _ in range(4)]     # batch, contract, lhs free, rhs free
-    labels = {k: [f"{k}{i}" for i in range(n)] for k, n in zip("bclr", counts)}
-    size = {lab: draw(st.integers(0, 3)) for labs in labels.values() for lab in labs}
-    x_labels = draw(st.permutations(labels["b"] + labels["c"] + labels["l"]))
-    y_labels = draw(st.permutations(labels["b"] + labels["c"] + labels["r"]))
-    contract = draw(st.permutations(labels["c"]))
-    batch = draw(st.permutations(labels["b"]))
-    dn = ((tuple(x_labels.index(c) for c in contract), tuple(y_labels.index(c) for c in contract)),
-          (tuple(x_labels.index(b) for b in batch), tuple(y_labels.index(b) for b in batch)))
+    x_labels, y_labels, size, dn = draw_dot_general_axes(draw, min_side=0)
     dtype = draw(st.sampled_from([np.float64, np.bool_]))      # the BLAS path and a loop
     seed = draw(st.integers(0, 2**31))
     x = ints([size[a] for a in x_labels], np.int64, seed)
