@@ -26,6 +26,7 @@ from functad import tree_util as tu
 from functad.lax import linalg as ll
 
 import helpers
+from helpers import draw_dot_general_axes
 from helpers import assert_tree_same
 
 INF = np.inf
@@ -209,15 +210,7 @@ DTYPES = [np.float64, np.float32, np.int64]
 def dot_general_case(draw):
     """Random dimension numbers: labelled batch, contracting and free axes in
     random positions of each operand."""
-    counts = [draw(st.integers(0, 2)) for _ in range(4)]     # batch, contract, lhs, rhs free
-    labels = {k: [f"{k}{i}" for i in range(c)] for k, c in zip("bclr", counts)}
-    size = {lab: draw(st.integers(1, 3)) for labs in labels.values() for lab in labs}
-    xl = draw(st.permutations(labels["b"] + labels["c"] + labels["l"]))
-    yl = draw(st.permutations(labels["b"] + labels["c"] + labels["r"]))
-    contract = draw(st.permutations(labels["c"]))
-    batch = draw(st.permutations(labels["b"]))
-    dn = ((tuple(xl.index(c) for c in contract), tuple(yl.index(c) for c in contract)),
-          (tuple(xl.index(b) for b in batch), tuple(yl.index(b) for b in batch)))
+    xl, yl, size, dn = draw_dot_general_axes(draw, min_side=1)
     dx, dy = draw(st.sampled_from(DTYPES)), draw(st.sampled_from(DTYPES))
     specs = [("int" if np.dtype(dt).kind == "i" else "normal", [size[a] for a in labs], dt)
              for labs, dt in ((xl, dx), (yl, dy))]
