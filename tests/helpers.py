@@ -199,3 +199,14 @@ def draw_dot_general_axes(draw, min_side=0):
     dn = ((tuple(x_labels.index(c) for c in contract), tuple(y_labels.index(c) for c in contract)),
           (tuple(x_labels.index(b) for b in batch), tuple(y_labels.index(b) for b in batch)))
     return x_labels, y_labels, size, dn
+
+
+def draw_slice(draw, shape):
+    """Random ``lax.slice`` bounds for ``shape``: ``(start, limit, strides)``."""
+    start, limit, strides = [], [], []
+    for n in shape:
+        s = draw(st.integers(0, n))
+        start.append(s)
+        limit.append(draw(st.integers(s, n)))
+        strides.append(draw(st.integers(1, 3)))
+    return tuple(start), tuple(limit), tuple(strides)

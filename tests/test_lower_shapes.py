@@ -29,7 +29,7 @@ import functad.numpy as fnp
 from functad import lax
 from functad.lax import reductions as lr, shapes as ls
 
-from helpers import arr, assert_jit_numba, values
+from helpers import arr, assert_jit_numba, draw_slice, values
 
 FEW = settings(max_examples=10, deadline=None)
 
@@ -48,13 +48,7 @@ def data(shape, dtype, seed=0, nans=False):
 @st.composite
 def shape_and_slice(draw):
     shape = tuple(draw(st.lists(st.integers(0, 5), min_size=1, max_size=3)))
-    start, limit, strides = [], [], []
-    for n in shape:
-        s = draw(st.integers(0, n))
-        start.append(s)
-        limit.append(draw(st.integers(s, n)))
-        strides.append(draw(st.integers(1, 3)))
-    return shape, tuple(start), tuple(limit), tuple(strides)
+    return (shape,) + draw_slice(draw, shape)
 
 
 # --------------------------------------------------------------------------

@@ -23,7 +23,8 @@ from functad import core, tree_util as tu
 from functad.lax import shapes as ls
 from functad.testing import shapes
 
-from helpers import assert_law, assert_same, law, out_axis_for, stacked, take, values
+from helpers import (assert_law, assert_same, draw_slice, law, out_axis_for, stacked, take,
+                     values)
 
 PRIMS = [ls.broadcast_to_p, ls.reshape_p, ls.transpose_p, ls.concatenate_p, ls.slice_p,
          ls.pad_p, ls.rev_p]
@@ -145,12 +146,7 @@ def test_concatenate(data):
 def test_slice(data):
     draw = data.draw
     shape = draw(shapes(min_dims=1, max_dims=3, max_side=5))
-    start, limit, strides = [], [], []
-    for d in shape:
-        s = draw(st.integers(0, d))
-        start.append(s)
-        limit.append(draw(st.integers(s, d)))
-        strides.append(draw(st.integers(1, 3)))
+    start, limit, strides = draw_slice(draw, shape)
     xs, a = batched(draw, np.zeros(shape, draw(st.sampled_from(DTYPES))))
     assert_law(lambda x: ls.slice(x, start, limit, strides), [xs], [a],
                out_axis_for(draw, len(shape)))
