@@ -12,22 +12,29 @@ state; the gradient is taken with respect to ``W``, ``U`` and ``b``.  Columns:
 * ``compile s``: first call (tracing, lowering and compiling; functad's
   compiled tier with ``jit_backend="numba"`` and an empty disk cache);
 * ``per call us``: median of interleaved samples (see ``_timing``);
-* the last row is functad's tiered default before compilation (the NumPy
-  executor running the scan's body step by step).
+* the NumPy-tier row is what functad's tiered default runs before its
+  compilation finishes (the NumPy executor running the body step by step).
 
-JAX is used when installed (``pip install jax``); its column is skipped
-otherwise.  Results are in benchmarks/README.md.
+One thread, pinned to one CPU like ``bench_jit.py`` (``--no-pin`` to skip):
+the BLAS/Numba thread counts are set before NumPy is imported, and the
+pinning keeps XLA to one thread.  JAX is used when installed (``pip install
+jax``); its column is skipped otherwise.  Results are in benchmarks/README.md.
 """
 
-import argparse
 import os
-import tempfile
-import time
 
-import _timing  # noqa: F401  (puts the checkout on sys.path)
-import numpy as np
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ[_var] = "1"            # before NumPy or Numba is imported
 
-import functad as fd
+import argparse  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import _timing  # noqa: F401,E402  (puts the checkout on sys.path)
+import numpy as np  # noqa: E402
+
+from bench_jit_startup import pin_to_one_cpu  # noqa: E402
+import functad as fd  # noqa: E402
 import functad.numpy as fnp
 from functad import lax
 
@@ -61,7 +68,9 @@ def main():
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--hidden", type=int, default=8)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--no-pin", action="store_true", help="do not pin to one CPU")
     args = ap.parse_args()
+    cpu = None if args.no_pin else pin_to_one_cpu()
     repeats, sample_ms = (5, 20) if args.quick else (15, 100)
     rng = np.random.default_rng(0)
     n = args.hidden
@@ -70,33 +79,33 @@ def main():
     xs = rng.normal(size=(args.steps, n))
 
     rows = []
+
+    def first_call(label, fn):
+        """Time ``fn``'s first call (trace and compile), then keep it as a row."""
+        t0 = time.perf_counter()
+        fn()
+        rows.append([label, time.perf_counter() - t0, fn])
+
     os.environ["FUNCTAD_CACHE_DIR"] = tempfile.mkdtemp(prefix="functad-bench-scan-")
-    with fd.config.override(jit_backend="numba"):
-        g = fd.jit(fd.grad(functad_loss))
-        t0 = time.perf_counter()
-        g(params, xs)
-        rows.append(["functad jit(grad), compiled", time.perf_counter() - t0,
-                     lambda: g(params, xs)])
-    with fd.config.override(jit_backend="numpy"):
-        g0 = fd.jit(fd.grad(functad_loss))
-        t0 = time.perf_counter()
-        g0(params, xs)
-        rows.append(["functad jit(grad), NumPy tier", time.perf_counter() - t0,
-                     lambda: g0(params, xs)])
+    programs = {}
+    for backend, label in [("numba", "compiled"), ("numpy", "NumPy tier")]:
+        with fd.config.override(jit_backend=backend):
+            programs[backend] = fd.jit(fd.grad(functad_loss))
+            first_call(f"functad jit(grad), {label}",
+                       lambda g=programs[backend]: g(params, xs))
     try:
         jg, ready = jax_loss_and_grad()
         jparams = tuple(np.asarray(p) for p in params)
-        t0 = time.perf_counter()
-        ready(jg(jparams, xs))
-        rows.append(["JAX jit(grad)", time.perf_counter() - t0,
-                     lambda: ready(jg(jparams, xs))])
+        first_call("JAX jit(grad)", lambda: ready(jg(jparams, xs)))
     except ImportError:
         print("(JAX not installed: no JAX row)")
+    g = programs["numba"]
     ref = np.asarray(g(params, xs)[0])
     if len(rows) == 3:
         assert np.allclose(ref, np.asarray(jg(jparams, xs)[0]), rtol=1e-10, atol=1e-12)
     samples = _timing.measure([r[2] for r in rows], repeats, sample_ms)
-    print(f"scan of {args.steps} steps, hidden {n}, float64, jit(grad); one run")
+    where = f"pinned to CPU {cpu}" if cpu is not None else "not pinned"
+    print(f"scan of {args.steps} steps, hidden {n}, float64, jit(grad), 1 thread, {where}; one run")
     print(f"{'':34s} {'compile s':>10s} {'per call us':>12s} {'vs JAX':>8s}")
     jax_s = samples[2] if len(rows) == 3 else None
     for (name, compile_s, _), s in zip(rows, samples):
