@@ -89,20 +89,6 @@ class TapeInterpreter(core.Interpreter):
 
     def process_primitive(self, prim, args, params):
         partial = prim.partial
-        if partial is not None and len(args) == 1:      # the commonest case, unrolled
-            (a,) = args
-            if type(a) is TapeTracer and a._trace is self:
-                x = a.primal
-                ans = self._eval(prim, (x,), params)
-                tls = core._tls
-                tls.interp = self.parent
-                try:
-                    d = partial(0, ans, x)
-                finally:
-                    tls.interp = self
-                self.count = n = self.count + 1
-                self.nodes.append((n, (a.vid,), (d,), (aval_of(x),), prim))
-                return TapeTracer(self, ans, n)
         primals = []
         vids = []
         mine = False
@@ -179,21 +165,27 @@ class Tape:
         self.out_vids = out_vids
         self.out_avals = out_avals
 
-    def __str__(self):
-        """The forward phase as the note draws it: one line per node, with the
-        local partial derivative stored for each recorded input."""
-        lines = [f"inputs: {', '.join('%' + str(v) for v in self.in_vids if v is not None)}"]
+    def describe(self):
+        """One ``(equation, out_vids, partials)`` triple of text per node, in
+        order: ``"%4 = add(_, %3)"``, the value numbers it defines, and the
+        local partial stored for each recorded input (or the size of the
+        linearization of a non-elementwise primitive)."""
         for out, in_vids, data, avals, prim in self.nodes:
             if avals is None:
-                outs = ", ".join(f"%{v}" for v in out)
-                ins = ", ".join(f"%{v}" for v in in_vids)
-                lines.append(f"{outs} = {prim.name}({ins})    linearized: "
-                             f"{len(data.jaxpr.eqns)} linear equation(s)")
+                yield (f"{', '.join(f'%{v}' for v in out)} = {prim.name}"
+                       f"({', '.join(f'%{v}' for v in in_vids)})", list(out),
+                       f"linearized: {len(data.jaxpr.eqns)} linear equation(s)")
                 continue
             ins = ", ".join("_" if v is None else f"%{v}" for v in in_vids)
             parts = "  ".join(f"d/d%{v} = {_show(d)}" for v, d in zip(in_vids, data)
                               if v is not None)
-            lines.append(f"%{out} = {prim.name}({ins})    {parts}")
+            yield f"%{out} = {prim.name}({ins})", [out], parts
+
+    def __str__(self):
+        """The forward phase as the note draws it: one line per node, with the
+        local partial derivative stored for each recorded input."""
+        lines = [f"inputs: {', '.join('%' + str(v) for v in self.in_vids if v is not None)}"]
+        lines += [f"{eqn}    {parts}" for eqn, _, parts in self.describe()]
         lines.append(f"outputs: {', '.join('_' if v is None else '%' + str(v) for v in self.out_vids)}")
         return "\n".join(lines)
 
@@ -347,22 +339,12 @@ class BackpropReport:
         for v in t.in_vids:
             if v is not None:
                 rows.append((f"%{v} = input", _show(vals[v]), ""))
-        for out, in_vids, data, avals, prim in t.nodes:
-            if avals is None:
-                rows.append((f"{', '.join(f'%{v}' for v in out)} = {prim.name}"
-                             f"({', '.join(f'%{v}' for v in in_vids)})",
-                             ", ".join(_show(vals[v]) for v in out),
-                             f"linearized: {len(data.jaxpr.eqns)} linear equation(s)"))
-                continue
-            ins = ", ".join("_" if v is None else f"%{v}" for v in in_vids)
-            parts = "  ".join(f"d/d%{v} = {_show(d)}" for v, d in zip(in_vids, data)
-                              if v is not None)
-            rows.append((f"%{out} = {prim.name}({ins})", _show(vals[out]), parts))
+        for eqn, outs, parts in t.describe():
+            rows.append((eqn, ", ".join(_show(vals[v]) for v in outs), parts))
         rows += [("", "", ""), ("backward", "adjoint", ""), ("", "", "")]
         order = [v for v in t.out_vids if v is not None]
-        for out, *_ in reversed(t.nodes):
-            order += [v for v in (out if isinstance(out, list) else [out])
-                      if v not in order]
+        for _, outs, _ in reversed(list(t.describe())):
+            order += [v for v in outs if v not in order]
         order += [v for v in t.in_vids if v is not None and v not in order]
         for v in order:
             if v in adj:

@@ -709,8 +709,7 @@ def _emit_eqn(b, eqn):
         b.emit(f"{outs[0]} = {expr}")
         # an array the rule allocated itself (np.empty) aliases nothing: control
         # flow may rebind it without a copy
-        if any(_ALLOC.match(line) and _ALLOC.match(line).group(2) == expr
-               for line in b.lines[start:]):
+        if any(m.group(2) == expr for m in map(_ALLOC.match, b.lines[start:]) if m):
             b.fresh_arrays.add(outs[0])
 
 
