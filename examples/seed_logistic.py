@@ -124,7 +124,7 @@ check("vjp", float(ct), -1.5)
 report = fd.debug.show_backprop(f, x0)
 print("\nfd.debug.show_backprop(f, 0.0):")
 print(report)
-exp_value = next(node[0] for node in report.tape.nodes if node[4].name == "exp")
+exp_value = next(node[1] for node in report.tape.nodes if node[4].name == "exp")
 check("show_backprop: adjoint of the output of exp", float(report.adjoints[exp_value]), 0.5)
 check("show_backprop: gradient", float(report.grad), -1.5)
 

@@ -226,7 +226,7 @@ def deflinear(prim, transpose_rule):
         return ans, prim.bind(*ts, **params)
     prim.jvp = jvp
     prim.transpose = transpose_rule
-    prim.linear = True
+    prim.linear_in = core.ALL
     return jvp
 
 
@@ -672,7 +672,7 @@ def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=F
                                 f"shape: {shape}. Use jacrev/jacfwd for non-scalar outputs, or sum "
                                 "them.")
             return (out,)
-        (out,), lin = reverse_flat(flat, leaves, "grad", fun)
+        (out,), lin = reverse_flat(flat, leaves, "grad", fun, immediate=True)
         oa = lin.out_avals[0]
         if not oa.is_float:
             raise TypeError(f"grad requires real-valued outputs (output dtype that is a sub-dtype "

@@ -31,14 +31,18 @@ from __future__ import annotations
 import numpy as np
 
 from functad import core
-from functad.ad import (ONE, MINUS_ONE, backward_pass, linearize_flat, zeros_like_aval,
-                        _cast_ct)
+from functad.config import config
+from functad.ad import (ONE, MINUS_ONE, UndefinedPrimal, backward_pass, linearize_flat,
+                        zeros_like_aval, _cast_ct)
+from functad.batching import BatchInterpreter, BatchTracer
 from functad.core import Tracer, aval_of, to_numpy, shape_of
 
 __all__ = ["TapeInterpreter", "TapeTracer", "Tape", "reverse_flat", "record_tape",
            "show_backprop", "BackpropReport"]
 
 _ew = None      # functad.lax.elementwise (imported on first use: it imports functad.ad)
+
+PARTIALS, LINEAR, LINEARIZED = "partials", "linear", "linearized"     # kinds of tape nodes
 
 
 class TapeTracer(Tracer):
@@ -55,6 +59,10 @@ class TapeTracer(Tracer):
     def aval(self):
         return aval_of(self.primal)
 
+    @property
+    def shape(self):
+        return shape_of(self.primal)
+
     def to_concrete(self, what):
         self._check_alive()
         return to_numpy(self.primal)
@@ -64,10 +72,16 @@ class TapeInterpreter(core.Interpreter):
     """Evaluates primitives on concrete values and records the forward phase.
 
     Values are numbered in creation order, so the nodes' list is already a
-    topological order.  A node is ``(out_vid, in_vids, partials, in_avals,
-    prim)`` for an elementwise primitive (one local partial derivative per
-    recorded input) and ``(out_vids, in_vids, lin, None, prim)`` for any other,
-    ``lin`` the :class:`~functad.ad.LinearFunction` of that application.
+    topological order.  A node is ``(kind, out, in_vids, data, prim)``:
+
+    * ``PARTIALS``, an elementwise primitive: ``data = (partials, in_avals)``,
+      one local partial derivative per recorded input;
+    * ``LINEAR``, a primitive linear in each recorded operand (``reshape``,
+      ``reduce_sum``, ``dot_general``: ``Primitive.linear_in``):
+      ``data = (primals, params)``; the cotangent of one operand is the
+      primitive's transpose rule with the other operands as they were;
+    * ``LINEARIZED``, any other: ``out`` is a list of value numbers and
+      ``data`` the :class:`~functad.ad.LinearFunction` of that application.
     """
 
     kind = "grad"
@@ -76,7 +90,15 @@ class TapeInterpreter(core.Interpreter):
         super().__init__(parent, name, fun)
         self.nodes = []
         self.count = 0
-        self._eval = parent.process_primitive
+        # primals stay inside the tape (they leave through unpack, wrapped), so
+        # they need not be Array views; under debug_nans, the checking evaluator
+        self._eval = (core.EvalInterpreter.evaluate_unwrapped
+                      if type(parent) is core.EvalInterpreter and not config.debug_nans
+                      else parent.process_primitive)
+        global _ew
+        if _ew is None:
+            from functad.lax import elementwise as _ew_module
+            _ew = _ew_module
 
     def new_value(self, primal):
         self.count = n = self.count + 1
@@ -84,7 +106,7 @@ class TapeInterpreter(core.Interpreter):
 
     def unpack(self, x):
         if type(x) is TapeTracer and x._trace is self:
-            return x.primal, x.vid
+            return core._wrap(x.primal), x.vid
         return x, None
 
     def process_primitive(self, prim, args, params):
@@ -101,25 +123,7 @@ class TapeInterpreter(core.Interpreter):
                 primals.append(a)
                 vids.append(None)
         if partial is not None and mine:
-            # an elementwise primitive: NumPy code only, no interpreter needed
-            ans = self._eval(prim, primals, params)
-            partials = []
-            avals = []
-            tls = core._tls
-            tls.interp = self.parent
-            try:
-                for i, v in enumerate(vids):
-                    if v is None:
-                        partials.append(None)
-                        avals.append(None)
-                    else:
-                        partials.append(partial(i, ans, *primals))
-                        avals.append(aval_of(primals[i]))
-            finally:
-                tls.interp = self
-            self.count = n = self.count + 1
-            self.nodes.append((n, vids, partials, avals, prim))
-            return TapeTracer(self, ans, n)
+            return self.record_elementwise(prim, partial, primals, vids, params)
         if not mine and prim.inline is not None:
             return prim.inline(args, params)     # a call whose body may close over my values
         tls = core._tls
@@ -127,9 +131,38 @@ class TapeInterpreter(core.Interpreter):
         try:
             if not mine or prim.zero_jvp:
                 return prim.bind(*primals, **params)
+            linear_in = prim.linear_in
+            if linear_in and not prim.multiple_results and all(
+                    v is None or i in linear_in for i, v in enumerate(vids)):
+                ans = self._eval(prim, primals, params)
+                self.count = n = self.count + 1
+                self.nodes.append((LINEAR, n, vids, (primals, params), prim))
+                return TapeTracer(self, ans, n)
             return self._linearize_one(prim, primals, vids, params)
         finally:
             tls.interp = self
+
+    def record_elementwise(self, prim, partial, primals, vids, params):
+        """Evaluate an elementwise primitive on concrete ``primals`` and record
+        its local partials for the inputs numbered in ``vids``."""
+        ans = self._eval(prim, primals, params)
+        partials = []
+        avals = []
+        tls = core._tls
+        prev, tls.interp = tls.interp, self.parent
+        try:
+            for i, v in enumerate(vids):
+                if v is None:
+                    partials.append(None)
+                    avals.append(None)
+                else:
+                    partials.append(partial(i, ans, *primals))
+                    avals.append(aval_of(primals[i]))
+        finally:
+            tls.interp = prev
+        self.count = n = self.count + 1
+        self.nodes.append((PARTIALS, n, vids, (partials, avals), prim))
+        return TapeTracer(self, ans, n)
 
     def _linearize_one(self, prim, primals, vids, params):
         """Any other primitive: its linearization at these primals, as a node."""
@@ -148,7 +181,7 @@ class TapeInterpreter(core.Interpreter):
                 outs[k] = self.new_value(outs[k])
                 out_vids.append(outs[k].vid)
         if out_vids:
-            self.nodes.append((out_vids, [vids[i] for i in diff], lin, None, prim))
+            self.nodes.append((LINEARIZED, out_vids, [vids[i] for i in diff], lin, prim))
         return outs if prim.multiple_results else outs[0]
 
 
@@ -170,15 +203,18 @@ class Tape:
         order: ``"%4 = add(_, %3)"``, the value numbers it defines, and the
         local partial stored for each recorded input (or the size of the
         linearization of a non-elementwise primitive)."""
-        for out, in_vids, data, avals, prim in self.nodes:
-            if avals is None:
+        for kind, out, in_vids, data, prim in self.nodes:
+            if kind is LINEARIZED:
                 yield (f"{', '.join(f'%{v}' for v in out)} = {prim.name}"
                        f"({', '.join(f'%{v}' for v in in_vids)})", list(out),
                        f"linearized: {len(data.jaxpr.eqns)} linear equation(s)")
                 continue
             ins = ", ".join("_" if v is None else f"%{v}" for v in in_vids)
-            parts = "  ".join(f"d/d%{v} = {_show(d)}" for v, d in zip(in_vids, data)
-                              if v is not None)
+            if kind is LINEAR:
+                parts = "linear: transposed going backward"
+            else:
+                parts = "  ".join(f"d/d%{v} = {_show(d)}" for v, d in zip(in_vids, data[0])
+                                  if v is not None)
             yield f"%{out} = {prim.name}({ins})", [out], parts
 
     def __str__(self):
@@ -203,14 +239,15 @@ class Tape:
             if v is not None and c is not None:
                 prev = get(v)
                 env[v] = c if prev is None else add(prev, c)
-        for out, in_vids, data, avals, prim in reversed(self.nodes):
-            if avals is not None:        # elementwise: cotangent times each local partial
+        for kind, out, in_vids, data, prim in reversed(self.nodes):
+            if kind is PARTIALS:        # elementwise: cotangent times each local partial
                 ct = pop(out, None)
                 if ct is None:
                     continue
                 if adjoints is not None:
                     adjoints[out] = ct
-                for v, d, aval in zip(in_vids, data, avals):
+                partials, avals = data
+                for v, d, aval in zip(in_vids, partials, avals):
                     if v is None:
                         continue
                     c = ct if d is ONE else neg(ct) if d is MINUS_ONE else mul(ct, d)
@@ -220,6 +257,21 @@ class Tape:
                         c = _cast_ct(c, aval)
                     prev = get(v)
                     env[v] = c if prev is None else add(prev, c)
+                continue
+            if kind is LINEAR:        # transpose in one operand, the others as they were
+                ct = pop(out, None)
+                if ct is None:
+                    continue
+                if adjoints is not None:
+                    adjoints[out] = ct
+                primals, params = data
+                for i, v in enumerate(in_vids):
+                    if v is not None:
+                        args = list(primals)
+                        args[i] = UndefinedPrimal(aval_of(primals[i]))
+                        c = prim.transpose(ct, *args, **params)[i]
+                        prev = get(v)
+                        env[v] = c if prev is None else add(prev, c)
                 continue
             outs = [pop(v, None) for v in out]    # a linearized primitive: transpose its jaxpr
             if all(c is None for c in outs):
@@ -255,15 +307,24 @@ def _show(d):
     return format(float(d), ".6g")
 
 
-def reverse_flat(fun_flat, primals, name="grad", fun=None):
+def reverse_flat(fun_flat, primals, name="grad", fun=None, immediate=False):
     """Run ``fun_flat`` on ``primals`` for reverse mode: ``(primals_out, lin)``
     where ``lin.transpose(cts)`` maps output cotangents to input cotangents.
 
     At the top level (eager evaluation) this records a :class:`Tape`; under
     any other transform it is :func:`functad.ad.linearize_flat`.  Only inexact
     (float/complex) primals are differentiated.
+
+    ``immediate=True`` promises that ``lin.transpose`` is called at once, in
+    the same context, with concrete cotangents (as ``grad`` does).  Directly
+    under an eager ``vmap`` the tape then records the *batched* computation
+    (:func:`record_batched_tape`).
     """
-    if type(core._tls.interp) is not core.EvalInterpreter:
+    interp = core._tls.interp
+    if type(interp) is not core.EvalInterpreter:
+        if immediate and type(interp) is BatchInterpreter \
+                and type(interp.parent) is core.EvalInterpreter:
+            return record_batched_tape(fun_flat, primals, interp, name, fun)
         return linearize_flat(fun_flat, primals, name, fun)
     return record_tape(fun_flat, primals, name, fun)
 
@@ -272,10 +333,6 @@ def record_tape(fun_flat, primals, name="grad", fun=None, interpreter=None):
     """Run ``fun_flat`` at the top level on a tape: ``(primals_out, Tape)``."""
     tls = core._tls
     parent = tls.interp
-    global _ew
-    if _ew is None:
-        from functad.lax import elementwise as _ew_module
-        _ew = _ew_module
     tape = (interpreter or TapeInterpreter)(parent, name, fun)
     in_avals = [aval_of(p) for p in primals]
     ins = [tape.new_value(p) if a.is_float else p for p, a in zip(primals, in_avals)]
@@ -294,6 +351,168 @@ def record_tape(fun_flat, primals, name="grad", fun=None, interpreter=None):
     result = Tape(tape.nodes, in_vids, in_avals, out_vids, [aval_of(p) for p in outs_p])
     result.values = getattr(tape, "values", None)
     return outs_p, result
+
+
+# --------------------------------------------------------------------------
+# Per-example gradients: vmap(grad(f)) as one tape over the whole batch
+# --------------------------------------------------------------------------
+
+def record_batched_tape(fun_flat, primals, outer, name="grad", fun=None):
+    """Reverse mode of ``fun_flat`` for every example of the eager ``vmap``
+    ``outer`` at once, on one tape of batched arrays.
+
+    Under ``vmap``, ``grad`` would otherwise stage, batch and transpose a
+    linear jaxpr.  Here the two transforms swap places: a tape is recorded at
+    the top level and a fresh batching level runs above it, so the tape sees
+    the batched primitives and their batched local partials.  Examples of a
+    ``vmap`` never mix, so the batched computation is block diagonal across
+    the batch, and transposing it with one cotangent per example gives each
+    example's own gradient.  A differentiated input that is the same for every
+    example (``in_axes=None``) is broadcast first (a view), so that each
+    example gets a gradient of its own.
+
+    Values of ``outer`` that ``fun_flat`` reaches (closed over, or passed to
+    it undifferentiated) enter the new level as they are: ``outer`` runs
+    directly on eager evaluation, so their arrays are the batched ones.
+    """
+    n = outer.axis_size
+    tape = TapeInterpreter(outer.parent, name, fun)
+    inner = _SwappedBatch(tape, outer, fun)
+    in_avals, in_dims, ins = [], [], []
+    for p in primals:
+        a = aval_of(p)
+        v, d = (p.val, p.bdim) if type(p) is BatchTracer and p._trace is outer else (p, None)
+        if a.is_float:
+            if d is None:
+                v, d = np.broadcast_to(to_numpy(v), (n,) + a.shape), 0
+            v = tape.new_value(v)
+        in_avals.append(a)
+        in_dims.append(d)
+        ins.append(v if d is None else BatchTracer(inner, v, d))
+    tls = core._tls
+    tls.interp = inner
+    try:
+        outs = fun_flat(*ins)
+    finally:
+        tls.interp = outer
+        tape.alive = inner.alive = False
+    outs_p, out_vids, out_dims = [], [], []
+    for o in outs:
+        v, d = (o.val, o.bdim) if type(o) is BatchTracer and o._trace is inner else (o, None)
+        p, vid = tape.unpack(v)
+        outs_p.append(p)
+        out_vids.append(vid)
+        out_dims.append(d)
+    ins = [x.val if type(x) is BatchTracer else x for x in ins]
+    in_vids = [x.vid if type(x) is TapeTracer else None for x in ins]
+    batched = Tape(tape.nodes, in_vids, [aval_of(tape.unpack(x)[0]) for x in ins],
+                   out_vids, [aval_of(p) for p in outs_p])
+    return ([p if d is None else BatchTracer(outer, p, d) for p, d in zip(outs_p, out_dims)],
+            _BatchedTape(batched, outer, in_avals, in_dims, out_dims))
+
+
+class _SwappedBatch(BatchInterpreter):
+    """The batching level above a batched tape: it stands in for ``outer``,
+    whose tracers it adopts as its own when they reach it."""
+
+    def __init__(self, tape, outer, fun):
+        super().__init__(tape, outer.axis_size, outer.name, fun)
+        self.outer = outer
+
+    def process_primitive(self, prim, args, params):
+        partial = prim.partial
+        if partial is not None:
+            out = self._elementwise(prim, partial, args, params)
+            if out is not None:
+                return out
+        outer = self.outer
+        for a in args:
+            if type(a) is BatchTracer and a._trace is outer:
+                args = [BatchTracer(self, a.val, a.bdim)
+                        if type(a) is BatchTracer and a._trace is outer else a for a in args]
+                break
+        return super().process_primitive(prim, args, params)
+
+    def _elementwise(self, prim, partial, args, params):
+        """An elementwise primitive whose operands line up as they are (batched
+        ones on the same axis with the same rank, unbatched ones broadcasting
+        from the right of a leading batch axis): recorded on the tape directly,
+        as its batching rule would do in more steps.  None otherwise."""
+        outer = self.outer
+        tape = self.parent
+        primals, vids, ranks = [], [], []
+        d0, nd, recorded = None, -1, False
+        for a in args:
+            if type(a) is BatchTracer and (a._trace is self or a._trace is outer):
+                v, d = a.val, a.bdim
+                if type(v) is TapeTracer:
+                    primals.append(v.primal)
+                    vids.append(v.vid)
+                    recorded = True
+                    v = v.primal
+                else:
+                    primals.append(v)
+                    vids.append(None)
+                n = len(shape_of(v))
+                if d0 is None:
+                    d0, nd = d, n
+                elif d != d0 or n != nd:
+                    return None
+            elif isinstance(a, Tracer):
+                return None
+            else:
+                primals.append(a)
+                vids.append(None)
+                ranks.append(len(shape_of(a)))
+        if d0 is None or (ranks and (d0 != 0 or max(ranks) >= nd)):
+            return None
+        if recorded:
+            return BatchTracer(self, tape.record_elementwise(prim, partial, primals, vids, params),
+                               d0)
+        return BatchTracer(self, tape._eval(prim, primals, params), d0)
+
+    def unpack(self, x):
+        """A value of this level as ``outer`` sees it (for auxiliary outputs)."""
+        tape = self.parent
+        if type(x) is BatchTracer and x._trace is self:
+            return BatchTracer(self.outer, tape.unpack(x.val)[0], x.bdim), None
+        return tape.unpack(x)[0], None
+
+
+class _BatchedTape:
+    """The linear map of :func:`record_batched_tape`, seen from ``outer``:
+    per-example avals, and a ``transpose`` taking one cotangent per output
+    (concrete, or a value of ``outer``) to one per input."""
+
+    def __init__(self, tape, outer, in_avals, in_dims, out_dims):
+        self.tape, self.outer = tape, outer
+        self.in_avals, self.in_dims, self.out_dims = in_avals, in_dims, out_dims
+        self.out_avals = [_unbatched(a, d) for a, d in zip(tape.out_avals, out_dims)]
+
+    def transpose(self, cts):
+        tls = core._tls
+        outer = self.outer
+        batched = []
+        for c, a, d in zip(cts, self.tape.out_avals, self.out_dims):
+            if type(c) is BatchTracer and c._trace is outer:
+                c = np.moveaxis(to_numpy(c.val), c.bdim, d)
+            elif d is not None:
+                c = to_numpy(c)
+                c = np.full(a.shape, c) if not c.shape else \
+                    np.broadcast_to(np.expand_dims(c, d), a.shape)
+            batched.append(c)
+        prev, tls.interp = tls.interp, outer.parent
+        try:
+            grads = self.tape.transpose(batched)
+        finally:
+            tls.interp = prev
+        return [zeros_like_aval(a) if v is None else BatchTracer(outer, g, d)
+                for g, v, a, d in zip(grads, self.tape.in_vids, self.in_avals, self.in_dims)]
+
+
+def _unbatched(aval, d):
+    return aval if d is None else core._cached_aval(
+        aval.shape[:d] + aval.shape[d + 1:], aval.dtype, aval.weak_type)
 
 
 # --------------------------------------------------------------------------

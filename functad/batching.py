@@ -41,6 +41,11 @@ class BatchTracer(Tracer):
         shape = a.shape[:self.bdim] + a.shape[self.bdim + 1:]
         return core._cached_aval(shape, a.dtype, a.weak_type)
 
+    @property
+    def shape(self):
+        s = self.val.shape
+        return s[:self.bdim] + s[self.bdim + 1:]
+
     def to_concrete(self, what):
         self._check_alive()
         f = core.user_frame(3)
@@ -182,6 +187,19 @@ def _broadcast_prefix(prefix, tree, what):
     return out
 
 
+_LEAVES = (np.ndarray, np.generic, Tracer, float, int, complex)
+
+
+def _leaf_axes(in_axes, args):
+    """The axes of ``args`` when each argument is one array and each axis an
+    int or None (the common case, which needs no pytree flattening), else None."""
+    axes = in_axes if type(in_axes) is tuple else (in_axes,) * len(args)
+    for a, ax in zip(args, axes):
+        if not (ax is None or type(ax) is int) or not isinstance(a, _LEAVES):
+            return None
+    return list(axes)
+
+
 def _check_axis(ax, what):
     if ax is not None and (not isinstance(ax, (int, np.integer)) or isinstance(ax, bool)):
         raise TypeError(f"vmap {what} must be an int, None, or a (nested) tuple/list/dict of "
@@ -227,12 +245,16 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None):
                              f"corresponding to the positional arguments passed to the "
                              f"function, but got len(in_axes)={len(in_axes)}, "
                              f"len(args)={len(args)}")
-        leaves, in_tree = tu.tree_flatten((args, kwargs))
-        axes = _broadcast_prefix(in_axes if isinstance(in_axes, tuple) else (in_axes,) * len(args),
-                                 args, "in_axes")
-        axes += [0] * (len(leaves) - len(axes))     # keyword arguments: axis 0
-        for ax in axes:
-            _check_axis(ax, "in_axes")
+        axes = None if kwargs else _leaf_axes(in_axes, args)
+        if axes is None:
+            leaves, in_tree = tu.tree_flatten((args, kwargs))
+            axes = _broadcast_prefix(in_axes if isinstance(in_axes, tuple)
+                                     else (in_axes,) * len(args), args, "in_axes")
+            axes += [0] * (len(leaves) - len(axes))     # keyword arguments: axis 0
+            for ax in axes:
+                _check_axis(ax, "in_axes")
+        else:
+            leaves, in_tree = args, None
         sizes = {}
         norm_axes = []
         for i, (x, ax) in enumerate(zip(leaves, axes)):
@@ -270,15 +292,18 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None):
         parent = tls.interp
         bi = BatchInterpreter(parent, n, "vmap", fun)
         ins = [x if ax is None else BatchTracer(bi, x, ax) for x, ax in zip(leaves, norm_axes)]
-        a, k = tu.tree_unflatten(in_tree, ins)
+        a, k = (ins, {}) if in_tree is None else tu.tree_unflatten(in_tree, ins)
         tls.interp = bi
         try:
             out = fun(*a, **k)
         finally:
             tls.interp = parent
             bi.alive = False
-        o_leaves, o_tree = tu.tree_flatten(out)
-        oaxes = _broadcast_prefix(out_axes, out, "out_axes")
+        if type(out) is BatchTracer and type(out_axes) is int:
+            o_leaves, o_tree, oaxes = [out], None, [out_axes]
+        else:
+            o_leaves, o_tree = tu.tree_flatten(out)
+            oaxes = _broadcast_prefix(out_axes, out, "out_axes")
         res = []
         for o, ax in zip(o_leaves, oaxes):
             _check_axis(ax, "out_axes")
@@ -307,7 +332,7 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None):
                 from functad.lax.shapes import broadcast_to
                 b = broadcast_to(o, (n,) + tuple(core.shape_of(o)))
                 res.append(moveaxis(b, 0, ax % nd))
-        return tu.tree_unflatten(o_tree, res)
+        return res[0] if o_tree is None else tu.tree_unflatten(o_tree, res)
     batched.__wrapped__ = fun
     batched.__name__ = f"vmap({getattr(fun, '__name__', 'fun')})"
     return batched

@@ -213,6 +213,19 @@ def _add_note(exc, note):
 primitives: dict = {}
 
 
+class _AllOperands:
+    """``Primitive.linear_in`` of a primitive linear in all its operands."""
+
+    def __contains__(self, i):
+        return True
+
+    def __repr__(self):
+        return "ALL"
+
+
+ALL = _AllOperands()
+
+
 class Primitive:
     """An elementary operation, with all of its rules in one place.
 
@@ -228,14 +241,19 @@ class Primitive:
     ``transpose(cts, *args, **params)``
         only for linear primitives; ``args`` holds :class:`UndefinedPrimal`
         for the linear inputs; returns one cotangent (or ``None``) per input.
+    ``linear_in``
+        the operands in which the primitive is linear when the others are held
+        fixed (``(0, 1)`` for a product, :data:`ALL` for a primitive linear in
+        all of them together, like ``reshape``): the cotangent of such an
+        operand is ``transpose`` with that operand alone undefined.
     ``batch``, ``lower``
         vmap and Numba rules (later issues).
     """
 
-    def __init__(self, name, multiple_results=False, linear=False):
+    def __init__(self, name, multiple_results=False, linear_in=()):
         self.name = name
         self.multiple_results = multiple_results
-        self.linear = linear
+        self.linear_in = linear_in
         self.impl = None
         self.abstract_eval = None
         self.jvp = None
@@ -310,6 +328,17 @@ class EvalInterpreter(Interpreter):
         if prim.multiple_results:
             return [_wrap(o) for o in out]
         return _wrap(out)
+
+    @staticmethod
+    def evaluate_unwrapped(prim, args, params):
+        """``process_primitive`` for values that stay inside a transform (a
+        tape's primals): the same evaluation, but NumPy's own arrays come out,
+        which saves making each result an immutable :class:`Array` view."""
+        try:
+            return prim.impl(*args, **params)
+        except (ValueError, TypeError, IndexError, np.linalg.LinAlgError) as e:
+            _add_note(e, f"functad: raised by primitive '{prim.name}', called from {user_source_line(2)}")
+            raise
 
 
 _PY_SCALARS = (float, int, complex, bool)

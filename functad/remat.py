@@ -194,7 +194,7 @@ remat_call_p.lower = _remat_lower
 # inputs flagged in ``nz``; the outputs are the tangents of the outputs
 # flagged in ``out_nz``.  Linear in ``tangents``.
 
-remat_lin_p = core.Primitive("remat_lin", multiple_results=True, linear=True)
+remat_lin_p = core.Primitive("remat_lin", multiple_results=True)
 
 
 def _lin_apply(args, jaxpr, nz, out_nz):

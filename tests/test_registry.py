@@ -51,7 +51,7 @@ def test_every_primitive_has_rule(rule):
 
 
 def test_linear_primitives_have_transpose():
-    missing = [p.name for p in PRIMITIVES if p.linear and not callable(p.transpose)]
+    missing = [p.name for p in PRIMITIVES if p.linear_in and not callable(p.transpose)]
     assert not missing, f"linear primitives without a transpose rule: {missing}"
 
 

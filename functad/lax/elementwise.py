@@ -183,7 +183,7 @@ for _name, _impl, _deriv, _expr in UNARY:
     elif _deriv is LINEAR:
         defjvp(_p, lambda g, ans, x, _p=_p: _p.bind(g))
         _p.transpose = lambda ct, x, _p=_p: [_p.bind(ct)]
-        _p.linear = True
+        _p.linear_in = core.ALL
     else:
         defjvp(_p, lambda g, ans, x, _d=_deriv: mul(g, _d(x, ans)))
         _p.partial = lambda i, ans, x, _d=_deriv: _d(x, ans)
@@ -332,10 +332,10 @@ def _div_transpose(ct, x, y):
     return [unbroadcast(div(ct, y), x.aval), None]
 
 
-for _p, _t in ((add_p, _add_transpose), (sub_p, _sub_transpose),  # noqa: F821
-               (mul_p, _mul_transpose), (div_p, _div_transpose)):  # noqa: F821
+for _p, _t, _lin in ((add_p, _add_transpose, core.ALL), (sub_p, _sub_transpose, core.ALL),  # noqa: F821
+                     (mul_p, _mul_transpose, (0, 1)), (div_p, _div_transpose, (0,))):  # noqa: F821
     _p.transpose = _t
-    _p.linear = True
+    _p.linear_in = _lin
 
 # Local partial derivatives d ans / d operand_i, used by reverse mode's fast
 # path (ad.JVPInterpreter._linearize_elementwise); each agrees with the row's
@@ -463,7 +463,7 @@ def _select_transpose(ct, p, x, y):
 
 
 select_p.transpose = _select_transpose
-select_p.linear = True
+select_p.linear_in = (1, 2)
 
 
 convert_element_type_p = Primitive("convert_element_type")
@@ -494,7 +494,7 @@ convert_element_type_p.lower = lambda ctx, x, new_dtype, weak_type=False: ctx.ca
 convert_element_type_p.batch = elementwise_batch_rule(convert_element_type_p)
 convert_element_type_p.transpose = lambda ct, x, new_dtype, weak_type=False: [
     convert_element_type_p.bind(ct, new_dtype=x.aval.dtype, weak_type=x.aval.weak_type)]
-convert_element_type_p.linear = True
+convert_element_type_p.linear_in = core.ALL
 
 
 def convert_element_type(x, new_dtype, weak_type=False):

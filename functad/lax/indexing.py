@@ -254,7 +254,7 @@ gather_p.impl = _gather_impl
 gather_p.abstract_eval = _gather_abstract_eval
 gather_p.jvp = _gather_jvp
 gather_p.transpose = _gather_transpose
-gather_p.linear = True
+gather_p.linear_in = (0,)
 
 
 # --------------------------------------------------------------------------

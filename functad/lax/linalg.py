@@ -45,6 +45,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import math
+
 import numpy as np
 
 from functad import core
@@ -157,20 +159,40 @@ def _dot_general_impl(x, y, *, dimension_numbers):
         k *= xs[i]
     xt = x if px is None else x.transpose(px)
     yt = y if py is None else y.transpose(py)
-    nl, nr = int(np.prod(fl, dtype=np.int64)), int(np.prod(fr, dtype=np.int64))
+    nl, nr = math.prod(fl), math.prod(fr)
     if not lc:
         # nothing to contract: a batched outer product, which broadcasting does
         # ~4x faster than a stack of (nl, 1) @ (1, nr) matmuls; a side of size 1
         # (per-example gradients: a scalar times a vector) broadcasts in 2-D, faster still
         if nl == 1:
-            out = xt.reshape(bshape + (1,)) * yt.reshape(bshape + (nr,))
+            out = np.multiply(xt.reshape(bshape + (1,)), yt.reshape(bshape + (nr,)))
         elif nr == 1:
-            out = xt.reshape(bshape + (nl,)) * yt.reshape(bshape + (1,))
+            out = np.multiply(xt.reshape(bshape + (nl,)), yt.reshape(bshape + (1,)))
         else:
-            out = xt.reshape(bshape + (nl, 1)) * yt.reshape(bshape + (1, nr))
+            out = np.multiply(xt.reshape(bshape + (nl, 1)), yt.reshape(bshape + (1, nr)))
+    elif k and _broadcast_batch(yt, len(bshape)):
+        # the same rhs for every batch entry (a parameter broadcast for per-example
+        # gradients): one (B * nl, k) @ (k, nr) product instead of B small ones
+        y0 = yt[(0,) * len(bshape)].reshape(k, nr)
+        out = xt.reshape(-1, k) @ y0
+    elif k and _broadcast_batch(xt, len(bshape)):
+        x0 = xt[(0,) * len(bshape)].reshape(nl, k)
+        out = np.swapaxes(np.swapaxes(yt.reshape(bshape + (k, nr)), -1, -2) @ x0.T, -1, -2)
     else:
         out = np.matmul(xt.reshape(bshape + (nl, k)), yt.reshape(bshape + (k, nr)))
     return out.reshape(bshape + fl + fr)
+
+
+def _broadcast_batch(x, nb):
+    """Whether the leading ``nb`` (batch) axes of non-empty ``x`` repeat one
+    array (stride 0)."""
+    if not x.size:
+        return False
+    strides = x.strides
+    for i in range(nb):
+        if strides[i]:
+            return False
+    return True
 
 
 def _check_dims(name, dims, nd, shape, which):
@@ -280,7 +302,7 @@ dot_general_p.impl = _checked_impl(dot_general_p, _dot_general_impl)
 dot_general_p.abstract_eval = _dot_general_abstract_eval
 dot_general_p.jvp = _dot_general_jvp
 dot_general_p.transpose = _dot_general_transpose
-dot_general_p.linear = True
+dot_general_p.linear_in = (0, 1)
 
 
 def _dot_general_batch(vals, dims, *, dimension_numbers):
@@ -762,7 +784,7 @@ triangular_solve_p.impl = _checked_impl(triangular_solve_p, _triangular_solve_im
 triangular_solve_p.abstract_eval = _triangular_solve_abstract_eval
 triangular_solve_p.jvp = _triangular_solve_jvp
 triangular_solve_p.transpose = _triangular_solve_transpose
-triangular_solve_p.linear = True
+triangular_solve_p.linear_in = (1,)
 triangular_solve_p.batch = _linear_solve_batch(triangular_solve_p)
 
 
@@ -827,7 +849,7 @@ solve_p.impl = _checked_impl(solve_p, _solve_impl)
 solve_p.abstract_eval = _solve_abstract_eval
 solve_p.jvp = _solve_jvp
 solve_p.transpose = _solve_transpose
-solve_p.linear = True
+solve_p.linear_in = (1,)
 solve_p.batch = _linear_solve_batch(solve_p)
 
 
