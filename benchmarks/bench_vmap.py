@@ -12,15 +12,27 @@ is the gradient written out by hand, vectorised: ``(sigmoid(X w) - y)[:, None] *
 JAX (``jit(vmap(grad))``) and PyTorch (``torch.func.vmap(grad)``) rows appear when
 those packages are installed. The issue's target: eager functad within 3x of
 hand-vectorised NumPy.
+
+One thread, pinned to one CPU like ``bench_jit.py`` (``--no-pin`` to skip):
+the BLAS thread counts are set before NumPy is imported.  On this 2-core
+machine, two BLAS threads on one pinned CPU made every small product slower
+(the eager row went from about 200 to 420 us), and unpinned runs moved by 2x
+with the machine's load.
 """
 
-import argparse
-import importlib.util
-import platform
+import os
 
-import numpy as np
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ[_var] = "1"            # before NumPy or Numba is imported
+
+import argparse  # noqa: E402
+import importlib.util  # noqa: E402
+import platform  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 from _timing import measure, median_ratio, median_us  # noqa: E402  (also sets sys.path)
+from bench_jit_startup import pin_to_one_cpu  # noqa: E402
 import functad as fd  # noqa: E402
 import functad.numpy as fnp  # noqa: E402
 
@@ -69,7 +81,9 @@ def main():
     ap.add_argument("--dim", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--sample-ms", type=float, default=50.0)
+    ap.add_argument("--no-pin", action="store_true", help="do not pin to one CPU")
     args = ap.parse_args()
+    cpu = None if args.no_pin else pin_to_one_cpu()
     rng = np.random.default_rng(0)
     X = rng.standard_normal((args.batch, args.dim)).astype(np.float32)
     Y = (rng.random(args.batch) < 0.5).astype(np.float32)
@@ -82,9 +96,10 @@ def main():
         if got.dtype != np.float32 or not np.allclose(got, ref, rtol=1e-4, atol=1e-5):
             raise SystemExit(f"{name}: wrong result (dtype {got.dtype})")
     samples = measure([fn for _, fn in rows], args.repeats, args.sample_ms)
-    print(f"per-example gradients, B={args.batch}, D={args.dim}, float32; Python "
-          f"{platform.python_version()}, NumPy {np.__version__}; median of {args.repeats} "
-          "interleaved samples")
+    where = f"pinned to CPU {cpu}" if cpu is not None else "not pinned"
+    print(f"per-example gradients, B={args.batch}, D={args.dim}, float32, 1 thread, {where}; "
+          f"Python {platform.python_version()}, NumPy {np.__version__}; median of "
+          f"{args.repeats} interleaved samples")
     header = f"{'implementation':<28}{'us/call':>10}{'vs NumPy':>10}"
     print(header + "\n" + "-" * len(header))
     for (name, _), s in zip(rows, samples):

@@ -90,11 +90,11 @@ class TapeInterpreter(core.Interpreter):
         super().__init__(parent, name, fun)
         self.nodes = []
         self.count = 0
-        # primals stay inside the tape (they leave through unpack, wrapped), so
-        # they need not be Array views; under debug_nans, the checking evaluator
-        self._eval = (core.EvalInterpreter.evaluate_unwrapped
-                      if type(parent) is core.EvalInterpreter and not config.debug_nans
-                      else parent.process_primitive)
+        # primals and partials stay inside the tape (they leave through unpack,
+        # wrapped), so they need not be Array views; under debug_nans, the
+        # checking evaluator
+        self._local = core.UNWRAPPED if _unwrapped_ok(parent) else parent
+        self._eval = self._local.process_primitive
         global _ew
         if _ew is None:
             from functad.lax import elementwise as _ew_module
@@ -149,7 +149,7 @@ class TapeInterpreter(core.Interpreter):
         partials = []
         avals = []
         tls = core._tls
-        prev, tls.interp = tls.interp, self.parent
+        prev, tls.interp = tls.interp, self._local
         try:
             for i, v in enumerate(vids):
                 if v is None:
@@ -231,6 +231,18 @@ class Tape:
         If ``adjoints`` is a dict, it receives each recorded value's complete
         cotangent (its adjoint, in the note's words), by value number.
         """
+        tls = core._tls
+        caller = tls.interp
+        local = core.UNWRAPPED if _unwrapped_ok(caller) else caller
+        tls.interp = local
+        try:
+            res = self._transpose(cts, adjoints, caller, local)
+        finally:
+            tls.interp = caller
+        return res if local is caller else [core._wrap(r) for r in res]
+
+    def _transpose(self, cts, adjoints, caller, local):
+        tls = core._tls
         ew = _ew
         mul, neg, add, unbroadcast = ew.mul_p.bind, ew.neg_p.bind, ew.add_p.bind, ew.unbroadcast
         env = {}
@@ -278,7 +290,11 @@ class Tape:
                 continue
             if adjoints is not None:
                 adjoints.update((v, c) for v, c in zip(out, outs) if c is not None)
-            ins = backward_pass(data.jaxpr, data.consts, outs)
+            tls.interp = caller     # a custom_vjp's backward function is user code
+            try:
+                ins = backward_pass(data.jaxpr, data.consts, outs)
+            finally:
+                tls.interp = local
             for v, c, aval in zip(in_vids, ins, data.in_avals):
                 if c is not None:
                     c = _cast_ct(c, aval)
@@ -291,6 +307,12 @@ class Tape:
                 adjoints[v] = c
             res.append(zeros_like_aval(a) if c is None else _cast_ct(c, a))
         return res
+
+
+def _unwrapped_ok(interp):
+    """Whether work below ``interp`` may skip wrapping results as Arrays: at
+    the top level, unless debug_nans is checking each result."""
+    return type(interp) is core.EvalInterpreter and not config.debug_nans
 
 
 def _show(d):
@@ -384,7 +406,7 @@ def record_batched_tape(fun_flat, primals, outer, name="grad", fun=None):
         v, d = (p.val, p.bdim) if type(p) is BatchTracer and p._trace is outer else (p, None)
         if a.is_float:
             if d is None:
-                v, d = np.broadcast_to(to_numpy(v), (n,) + a.shape), 0
+                v, d = _repeated(to_numpy(v), n), 0
             v = tape.new_value(v)
         in_avals.append(a)
         in_dims.append(d)
@@ -497,9 +519,9 @@ class _BatchedTape:
             if type(c) is BatchTracer and c._trace is outer:
                 c = np.moveaxis(to_numpy(c.val), c.bdim, d)
             elif d is not None:
-                c = to_numpy(c)
-                c = np.full(a.shape, c) if not c.shape else \
-                    np.broadcast_to(np.expand_dims(c, d), a.shape)
+                c = _repeated(to_numpy(c), a.shape[d])
+                if d:
+                    c = np.moveaxis(c, 0, d)
             batched.append(c)
         prev, tls.interp = tls.interp, outer.parent
         try:
@@ -508,6 +530,18 @@ class _BatchedTape:
             tls.interp = prev
         return [zeros_like_aval(a) if v is None else BatchTracer(outer, g, d)
                 for g, v, a, d in zip(grads, self.tape.in_vids, self.in_avals, self.in_dims)]
+
+
+def _repeated(x, n):
+    """``n`` copies of array or scalar ``x`` along a new first axis: a read-only
+    view (stride 0), built directly where ``x`` is contiguous (``np.broadcast_to``
+    takes several microseconds)."""
+    x = np.asarray(x)
+    if x.flags.c_contiguous:
+        v = np.ndarray((n,) + x.shape, x.dtype, x, 0, (0,) + x.strides)
+        v.setflags(write=False)
+        return v
+    return np.broadcast_to(x, (n,) + x.shape)
 
 
 def _unbatched(aval, d):

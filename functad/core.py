@@ -341,6 +341,18 @@ class EvalInterpreter(Interpreter):
             raise
 
 
+class UnwrappedEvalInterpreter(EvalInterpreter):
+    """Evaluation inside functad's own code (a tape's local partials and its
+    backward pass), whose values reach users only through a wrapping step:
+    NumPy's arrays come out as they are.  Not used under ``debug_nans``."""
+
+    def process_primitive(self, prim, args, params):
+        out = EvalInterpreter.evaluate_unwrapped(prim, args, params)
+        return list(out) if prim.multiple_results else out
+
+
+UNWRAPPED = UnwrappedEvalInterpreter()
+
 _PY_SCALARS = (float, int, complex, bool)
 
 

@@ -253,6 +253,15 @@ def _check_eager(name, fn_lax, args):
             np.testing.assert_allclose(out, expit(args[0]), rtol=4 * np.finfo(out.dtype).eps,
                                        atol=0)
             assert out.dtype == np.result_type(*args)
+        elif name == "logaddexp":
+            # NumPy's formula from whole-array ufuncs (2-13x faster than
+            # np.logaddexp): within a few rounding errors of the larger operand
+            got, want = np.asarray(out), np.asarray(ref(*args))
+            assert got.dtype == want.dtype
+            scale = np.maximum(np.maximum(np.abs(args[0]), np.abs(args[1])), 1.0)
+            tol = 4 * np.finfo(want.dtype).eps * scale
+            ok = (got == want) | (np.isnan(got) & np.isnan(want)) | (np.abs(got - want) <= tol)
+            assert np.all(ok), (args, got, want)
         else:
             _assert_same(out, ref(*args))
     user_fn = fnp_function(name)
