@@ -277,7 +277,7 @@ def _locate(prim):
     backward pass of grad/vjp), and the innermost user frame."""
     from functad import ad, backprop
     eval_code, back_code = core.eval_jaxpr.__code__, ad.backward_pass.__code__
-    tape_code = backprop.Tape.transpose.__code__
+    tape_code = backprop.Tape._transpose.__code__
     staged = transposing = through = None
     f = sys._getframe(1)
     while f is not None:
