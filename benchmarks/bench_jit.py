@@ -26,6 +26,10 @@ Cases (the numbers of issue 4's "Benchmarks" section in brackets):
    ``jit(vmap(grad(loss), in_axes=(None, 0, 0)))``.  Reference: the gradient
    vectorised by hand in NumPy, ``(sigmoid(X w) - y)[:, None] * X``.
 
+6. (no target) the seed's gradient with the jit inside: ``grad(jit(f))(0.5)``,
+   against JAX's ``grad(jit(f))``.  Reference: functad's ``jit(grad(f))``, the
+   order that compiles the whole gradient.
+
 Issue 4's benchmark 5 (time to first result in a fresh process) is
 ``bench_jit_startup.py``.
 
@@ -203,6 +207,19 @@ def case_seed():
                 close(1e-12), "NumPy derivative by hand")
 
 
+def case_grad_of_jit():
+    def f(x):
+        return -fnp.log(1.0 / (1.0 + fnp.exp(-3.0 * x)))
+    g, whole = fd.grad(fd.jit(f)), fd.jit(fd.grad(f))
+    rows = {"functad": lambda: g(SEED_X), "ref": lambda: whole(SEED_X)}
+    if HAVE_JAX:
+        jax, jnp = _jax()
+        jg = jax.grad(jax.jit(lambda x: -jnp.log(1.0 / (1.0 + jnp.exp(-3.0 * x)))))
+        rows["jax"] = lambda: jg(SEED_X).block_until_ready()
+    return Case("6", "seed grad(jit(f))(0.5)", "us", rows, close(1e-12),
+                "functad jit(grad(f))")
+
+
 def chain_reference():
     """Value and gradient of sum(tanh(x) exp(-x^2) + sin(x)) in one @njit loop."""
     import numba
@@ -343,7 +360,7 @@ def case_vmap(batch=1000, dim=100):
 
 CASES = [("1", case_dispatch), ("2", case_seed), ("3", case_chain),
          ("4 B=128", lambda: case_mlp(128)), ("4 B=1024", lambda: case_mlp(1024)),
-         ("5", case_vmap)]
+         ("5", case_vmap), ("6", case_grad_of_jit)]
 
 
 # --------------------------------------------------------------------------
@@ -380,7 +397,7 @@ def fmt(v, width, spec):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cases", default="1,2,3,4,5", help="comma-separated case numbers")
+    ap.add_argument("--cases", default="1,2,3,4,5,6", help="comma-separated case numbers")
     ap.add_argument("--repeats", type=int, default=21)
     ap.add_argument("--sample-ms", type=float, default=40.0)
     ap.add_argument("--quick", action="store_true", help="5 repeats of 10 ms samples")

@@ -42,7 +42,7 @@ __all__ = ["TapeInterpreter", "TapeTracer", "Tape", "reverse_flat", "record_tape
 
 _ew = None      # functad.lax.elementwise (imported on first use: it imports functad.ad)
 
-PARTIALS, LINEAR, LINEARIZED = "partials", "linear", "linearized"     # kinds of tape nodes
+PARTIALS, LINEAR, VJP, LINEARIZED = "partials", "linear", "vjp", "linearized"  # kinds of nodes
 
 
 class TapeTracer(Tracer):
@@ -80,6 +80,9 @@ class TapeInterpreter(core.Interpreter):
       ``reduce_sum``, ``dot_general``: ``Primitive.linear_in``):
       ``data = (primals, params)``; the cotangent of one operand is the
       primitive's transpose rule with the other operands as they were;
+    * ``VJP``, a primitive with its own ``tape_vjp`` (``jit_call``): ``out``
+      is a list of value numbers (None for outputs not recorded) and ``data``
+      the backward function it returned;
     * ``LINEARIZED``, any other: ``out`` is a list of value numbers and
       ``data`` the :class:`~functad.ad.LinearFunction` of that application.
     """
@@ -138,6 +141,8 @@ class TapeInterpreter(core.Interpreter):
                 self.count = n = self.count + 1
                 self.nodes.append((LINEAR, n, vids, (primals, params), prim))
                 return TapeTracer(self, ans, n)
+            if prim.tape_vjp is not None:
+                return self._record_vjp(prim, primals, vids, params)
             return self._linearize_one(prim, primals, vids, params)
         finally:
             tls.interp = self
@@ -163,6 +168,24 @@ class TapeInterpreter(core.Interpreter):
         self.count = n = self.count + 1
         self.nodes.append((PARTIALS, n, vids, (partials, avals), prim))
         return TapeTracer(self, ans, n)
+
+    def _record_vjp(self, prim, primals, vids, params):
+        """A primitive that provides its own VJP at concrete primals."""
+        diff = tuple(i for i, v in enumerate(vids) if v is not None)
+        res = prim.tape_vjp(primals, diff, **params)
+        if res is None:
+            return self._linearize_one(prim, primals, vids, params)
+        outs, backward = res
+        outs = list(outs) if prim.multiple_results else [outs]
+        out_vids = []
+        for k, o in enumerate(outs):
+            if aval_of(o).is_float:
+                outs[k] = self.new_value(o)
+                out_vids.append(outs[k].vid)
+            else:
+                out_vids.append(None)
+        self.nodes.append((VJP, out_vids, [vids[i] for i in diff], backward, prim))
+        return outs if prim.multiple_results else outs[0]
 
     def _linearize_one(self, prim, primals, vids, params):
         """Any other primitive: its linearization at these primals, as a node."""
@@ -204,10 +227,12 @@ class Tape:
         local partial stored for each recorded input (or the size of the
         linearization of a non-elementwise primitive)."""
         for kind, out, in_vids, data, prim in self.nodes:
-            if kind is LINEARIZED:
-                yield (f"{', '.join(f'%{v}' for v in out)} = {prim.name}"
-                       f"({', '.join(f'%{v}' for v in in_vids)})", list(out),
-                       f"linearized: {len(data.jaxpr.eqns)} linear equation(s)")
+            if kind is LINEARIZED or kind is VJP:
+                yield (f"{', '.join('_' if v is None else f'%{v}' for v in out)} = {prim.name}"
+                       f"({', '.join(f'%{v}' for v in in_vids)})",
+                       [v for v in out if v is not None],
+                       f"linearized: {len(data.jaxpr.eqns)} linear equation(s)"
+                       if kind is LINEARIZED else "its own VJP (one compiled program)")
                 continue
             ins = ", ".join("_" if v is None else f"%{v}" for v in in_vids)
             if kind is LINEAR:
@@ -285,19 +310,23 @@ class Tape:
                         prev = get(v)
                         env[v] = c if prev is None else add(prev, c)
                 continue
-            outs = [pop(v, None) for v in out]    # a linearized primitive: transpose its jaxpr
+            # a linearized primitive (transpose its jaxpr), or one with its own VJP
+            outs = [None if v is None else pop(v, None) for v in out]
             if all(c is None for c in outs):
                 continue
             if adjoints is not None:
                 adjoints.update((v, c) for v, c in zip(out, outs) if c is not None)
-            tls.interp = caller     # a custom_vjp's backward function is user code
+            tls.interp = caller     # user code: a custom_vjp's backward, a jitted VJP
             try:
-                ins = backward_pass(data.jaxpr, data.consts, outs)
+                if kind is VJP:
+                    ins = data(outs)
+                else:
+                    ins = [None if c is None else _cast_ct(c, aval) for c, aval in
+                           zip(backward_pass(data.jaxpr, data.consts, outs), data.in_avals)]
             finally:
                 tls.interp = local
-            for v, c, aval in zip(in_vids, ins, data.in_avals):
+            for v, c in zip(in_vids, ins):
                 if c is not None:
-                    c = _cast_ct(c, aval)
                     prev = get(v)
                     env[v] = c if prev is None else add(prev, c)
         res = []

@@ -241,6 +241,11 @@ class Primitive:
     ``transpose(cts, *args, **params)``
         only for linear primitives; ``args`` holds :class:`UndefinedPrimal`
         for the linear inputs; returns one cotangent (or ``None``) per input.
+    ``tape_vjp(primals, diff, **params) -> (outs, backward)``
+        optional, for an eager tape: evaluate, and return a function from the
+        outputs' cotangents (``None`` for zero) to those of the inputs
+        numbered in ``diff`` (``jit_call``: one compiled VJP program); or None
+        to be linearized as any other primitive.
     ``linear_in``
         the operands in which the primitive is linear when the others are held
         fixed (``(0, 1)`` for a product, :data:`ALL` for a primitive linear in
@@ -261,6 +266,7 @@ class Primitive:
         self.batch = None
         self.lower = None
         self.inline = None      # for call-like primitives: run the body under a non-owning interpreter
+        self.tape_vjp = None    # (primals, diff, **params) -> (outs, backward): see above
         self.partial = None     # elementwise: partial(i, ans, *primals) -> d ans / d primals[i]
         self.zero_jvp = False   # the output's tangent is always zero (set by ad.defjvp_zero)
         primitives[name] = self

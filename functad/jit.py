@@ -212,6 +212,7 @@ class Program:
 # every call, so an unbounded cache would grow without limit.
 _programs: dict = {}
 _batched: dict = {}
+_vjps: dict = {}
 _MAX_DERIVED = 2048
 
 
@@ -276,10 +277,66 @@ def _jit_call_batch(vals, dims, jaxpr, name):
     return outs, [0] * len(outs)
 
 
+def _jit_call_tape_vjp(primals, diff, jaxpr, name):
+    """For an eager tape (``grad(jit(f))``): the compiled forward now, and a
+    backward function that calls one more jitted program, the VJP of the body,
+    staged once per (jaxpr, differentiated inputs).  That program recomputes
+    the forward pass, which costs less than keeping residuals between two
+    programs and much less than differentiating the body op by op.
+
+    None for a body with effects (``debug.print``), which must run once: the
+    tape then linearizes the call as any other primitive.
+    """
+    key = (id(jaxpr), diff)
+    hit = _vjps.get(key)
+    if hit is None and _has_effects(jaxpr.jaxpr):
+        hit = _remember(_vjps, key, (jaxpr, None))
+    if hit is None:
+        n = len(jaxpr.in_avals)
+
+        def vjp_of_body(*xs):
+            from functad.ad import vjp
+            full = list(xs[:n])
+
+            def body(*ds):
+                for i, d in zip(diff, ds):
+                    full[i] = d
+                return eval_jaxpr(jaxpr.jaxpr, jaxpr.consts, *full)
+            return list(vjp(body, *[xs[i] for i in diff])[1](list(xs[n:])))
+        staged = core.trace_to_jaxpr(vjp_of_body, list(jaxpr.in_avals) + list(jaxpr.out_avals),
+                                     "jit", None)
+        hit = _remember(_vjps, key, (jaxpr, staged))
+    staged = hit[1]
+    if staged is None:
+        return None
+    outs = jit_call_p.bind(*primals, jaxpr=jaxpr, name=name)
+
+    def backward(cts):
+        from functad.ad import zeros_like_aval
+        cts = [zeros_like_aval(a) if c is None else c for c, a in zip(cts, jaxpr.out_avals)]
+        return jit_call_p.bind(*primals, *cts, jaxpr=staged, name=f"vjp({name})")
+    return outs, backward
+
+
+def _has_effects(jaxpr):
+    """Whether ``jaxpr`` (or one nested in its equations' parameters) has an
+    effectful equation (``prim.effectful``, e.g. printing)."""
+    for eqn in jaxpr.eqns:
+        if getattr(eqn.primitive, "effectful", False):
+            return True
+        for p in eqn.params.values():
+            for sub in (p if isinstance(p, (tuple, list)) else (p,)):
+                inner = sub.jaxpr if isinstance(sub, ClosedJaxpr) else sub
+                if isinstance(inner, Jaxpr) and _has_effects(inner):
+                    return True
+    return False
+
+
 jit_call_p.impl = _jit_call_impl
 jit_call_p.abstract_eval = _jit_call_abstract_eval
 jit_call_p.jvp = _jit_call_jvp
 jit_call_p.batch = _jit_call_batch
+jit_call_p.tape_vjp = _jit_call_tape_vjp
 
 
 # --------------------------------------------------------------------------
@@ -352,6 +409,22 @@ _SCALAR_TYPES = frozenset([float, int, complex, bool, np.float64, np.float32, np
                            np.uint32, np.uint64, np.bool_, np.complex128, np.complex64])
 
 
+_WEAK_SCALAR_TYPES = {np.dtype(np.float64): float, np.dtype(np.int64): int,
+                      np.dtype(np.complex128): complex}
+
+
+def _tracer_key(a):
+    """The fast path's key parts for a tracer: those of a concrete argument
+    with its aval ((shape, dtype), or the Python type of a weak scalar), so
+    that ``jit(f)`` called on traced values (under ``grad``, ``vmap``) finds
+    the entry its concrete calls made.  None for a weakly typed array."""
+    av = a.aval
+    if not av.weak_type:
+        return (av.shape, av.dtype)
+    t = _WEAK_SCALAR_TYPES.get(av.dtype) if not av.shape else None
+    return None if t is None else (t,)
+
+
 def _fast_key(args):
     """The fast path's cache key (as computed inline in ``__call__``), or None."""
     parts = []
@@ -405,6 +478,8 @@ class JittedFunction:
                     key = (a.shape, a.dtype)
                 elif t in _SCALAR_TYPES:
                     key = (t,)
+                elif isinstance(a, Tracer):
+                    key = _tracer_key(a)
                 else:
                     key = None
             else:
@@ -418,8 +493,11 @@ class JittedFunction:
                     elif t in _SCALAR_TYPES:
                         add(t)
                     else:
-                        key = None
-                        break
+                        k = _tracer_key(a) if isinstance(a, Tracer) else None
+                        if k is None:
+                            key = None
+                            break
+                        parts += k
                 else:
                     key = tuple(parts)
             if key is not None:

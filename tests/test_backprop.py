@@ -3,6 +3,7 @@ local partials and backpropagate through them.  It must agree with
 linearize + transpose (functad.ad), which every transform below the top level
 uses, on every kind of primitive."""
 
+import importlib
 import math
 import re
 
@@ -149,7 +150,7 @@ def test_an_escaped_tape_value_raises():
         fnp.sin(box[0])
 
 
-def test_only_the_top_level_uses_the_tape():
+def test_the_tape_runs_at_the_top_level_and_below_an_eager_vmap():
     seen = []
 
     def f(x):
@@ -157,9 +158,49 @@ def test_only_the_top_level_uses_the_tape():
         return x * x
     fd.grad(f)(1.0)
     fd.jit(fd.grad(f))(1.0)
-    fd.vmap(fd.grad(f))(np.ones(2))
-    assert seen[0] == "TapeInterpreter"
-    assert "TapeInterpreter" not in seen[1:]
+    fd.vmap(fd.grad(f))(np.ones(2))             # a batching level above a tape
+    fd.jit(fd.vmap(fd.grad(f)))(np.ones(2))
+    assert seen == ["TapeInterpreter", "JVPInterpreter", "_SwappedBatch", "JVPInterpreter"]
+
+
+def _vjp_nodes(f, *args):
+    tape = fd.vjp(f, *args)[1].linear_function
+    return [n for n in tape.nodes if n[0] is backprop.VJP]
+
+
+def test_grad_of_jit_runs_one_compiled_vjp_program():
+    jit_module = importlib.import_module("functad.jit")     # (functad.jit is the function)
+    y = np.array([0.5, -1.0, 2.0])
+
+    def f(x, k):                  # several outputs, an integer one; an integer input
+        return fnp.sum(fnp.tanh(x * y) ** 2) * k, k * 2, fnp.exp(x)
+    jf = fd.jit(f)
+    x = np.linspace(-1, 1, 3)
+    before = len(jit_module._vjps)
+    assert len(_vjp_nodes(lambda x: jf(x, 3)[0], x)) == 1
+    for _ in range(3):            # staged once, then reused
+        g = fd.grad(lambda x: jf(x, 3)[0] + fnp.sum(jf(x, 3)[2][:2]))(x)
+    assert len(jit_module._vjps) == before + 1
+    want = fd.grad(lambda x: f(x, 3)[0] + fnp.sum(f(x, 3)[2][:2]))(x)
+    np.testing.assert_allclose(g, want, rtol=1e-12)
+    _assert_same(lambda x: jf(x, 2)[0] * fnp.sum(jf(x, 2)[2]), x)
+    # a jitted function closing over a value on the tape: the value is an input of the call
+    h = lambda x: fd.jit(lambda v: fnp.sum(v * fnp.sin(x)))(x ** 2)  # noqa: E731
+    assert len(_vjp_nodes(h, x)) == 1
+    np.testing.assert_allclose(fd.grad(h)(x), fd.grad(lambda x: fnp.sum(x ** 2 * fnp.sin(x)))(x),
+                               rtol=1e-12)
+
+
+def test_grad_of_jit_composes():
+    f = fd.jit(lambda x: fnp.sin(x) * x ** 3)
+    x = 0.7
+    expected = -math.sin(x) * x ** 3 + 6 * math.cos(x) * x ** 2 + 6 * math.sin(x) * x
+    assert abs(fd.grad(fd.grad(f))(x) - expected) < 1e-12
+    xs = np.linspace(0.1, 1.0, 4)
+    np.testing.assert_allclose(fd.vmap(fd.grad(f))(xs), [fd.grad(f)(v) for v in xs], rtol=1e-12)
+    g = fd.jit(lambda v: fnp.tanh(v) * fnp.sum(v ** 2))
+    np.testing.assert_allclose(fd.jacrev(g)(xs), fd.jacfwd(g)(xs), rtol=1e-12, atol=1e-12)
+    assert "its own VJP" in str(fd.debug.show_backprop(lambda v: fnp.sum(g(v)), xs))
 
 
 def test_show_backprop_draws_both_phases_of_the_note():
