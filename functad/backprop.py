@@ -454,12 +454,18 @@ def record_batched_tape(fun_flat, primals, outer, name="grad", fun=None):
         outs_p.append(p)
         out_vids.append(vid)
         out_dims.append(d)
-    ins = [x.val if type(x) is BatchTracer else x for x in ins]
-    in_vids = [x.vid if type(x) is TapeTracer else None for x in ins]
-    batched = Tape(tape.nodes, in_vids, [aval_of(tape.unpack(x)[0]) for x in ins],
-                   out_vids, [aval_of(p) for p in outs_p])
+    in_vids, tape_avals = [], []
+    for x, a in zip(ins, in_avals):
+        v = x.val if type(x) is BatchTracer else x
+        if type(v) is TapeTracer:
+            in_vids.append(v.vid)
+            tape_avals.append(aval_of(v.primal))
+        else:       # not differentiated: the tape gives zeros of an example's shape
+            in_vids.append(None)
+            tape_avals.append(a)
+    batched = Tape(tape.nodes, in_vids, tape_avals, out_vids, [aval_of(p) for p in outs_p])
     return ([p if d is None else BatchTracer(outer, p, d) for p, d in zip(outs_p, out_dims)],
-            _BatchedTape(batched, outer, in_avals, in_dims, out_dims))
+            _BatchedTape(batched, outer, in_dims, out_dims))
 
 
 class _SwappedBatch(BatchInterpreter):
@@ -504,7 +510,7 @@ class _SwappedBatch(BatchInterpreter):
                 else:
                     primals.append(v)
                     vids.append(None)
-                n = len(shape_of(v))
+                n = v.ndim          # a batched value is an array
                 if d0 is None:
                     d0, nd = d, n
                 elif d != d0 or n != nd:
@@ -535,9 +541,9 @@ class _BatchedTape:
     per-example avals, and a ``transpose`` taking one cotangent per output
     (concrete, or a value of ``outer``) to one per input."""
 
-    def __init__(self, tape, outer, in_avals, in_dims, out_dims):
+    def __init__(self, tape, outer, in_dims, out_dims):
         self.tape, self.outer = tape, outer
-        self.in_avals, self.in_dims, self.out_dims = in_avals, in_dims, out_dims
+        self.in_dims, self.out_dims = in_dims, out_dims
         self.out_avals = [_unbatched(a, d) for a, d in zip(tape.out_avals, out_dims)]
 
     def transpose(self, cts):
@@ -557,8 +563,8 @@ class _BatchedTape:
             grads = self.tape.transpose(batched)
         finally:
             tls.interp = prev
-        return [zeros_like_aval(a) if v is None else BatchTracer(outer, g, d)
-                for g, v, a, d in zip(grads, self.tape.in_vids, self.in_avals, self.in_dims)]
+        return [g if v is None else BatchTracer(outer, g, d)
+                for g, v, d in zip(grads, self.tape.in_vids, self.in_dims)]
 
 
 def _repeated(x, n):

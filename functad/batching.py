@@ -255,9 +255,10 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None):
                 _check_axis(ax, "in_axes")
         else:
             leaves, in_tree = args, None
-        sizes = {}
+        n = None
+        consistent = True
         norm_axes = []
-        for i, (x, ax) in enumerate(zip(leaves, axes)):
+        for x, ax in zip(leaves, axes):
             if ax is None:
                 norm_axes.append(None)
                 continue
@@ -269,8 +270,15 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None):
                                  f"but is only {nd} (its shape is {tuple(shape)})")
             ax = ax % nd
             norm_axes.append(ax)
-            sizes.setdefault(shape[ax], []).append(i)
-        if len(sizes) > 1:
+            if n is None:
+                n = shape[ax]
+            elif shape[ax] != n:
+                consistent = False
+        if not consistent:
+            sizes = {}
+            for i, (x, ax) in enumerate(zip(leaves, norm_axes)):
+                if ax is not None:
+                    sizes.setdefault(np.shape(x)[ax], []).append(i)
             paths = ["args" + tu.keystr(p) for p, _ in tu.tree_flatten_with_path(args)[0]]
             paths += ["kwargs" + tu.keystr(p) for p, _ in tu.tree_flatten_with_path(kwargs)[0]]
             desc = "; ".join(
@@ -278,8 +286,7 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None):
                     f"argument {paths[i]} of shape {tuple(core.shape_of(leaves[i]))}"
                     for i in idx) for n, idx in sizes.items())
             raise ValueError(f"vmap got inconsistent sizes for the array axes to be mapped: {desc}")
-        if sizes:
-            n = next(iter(sizes))
+        if n is not None:
             if axis_size is not None and axis_size != n:
                 raise ValueError(f"vmap got axis_size={axis_size} but the mapped inputs have "
                                  f"size {n}")
@@ -299,6 +306,11 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None):
         finally:
             tls.interp = parent
             bi.alive = False
+        if type(out) is BatchTracer and out._trace is bi and type(out_axes) is int:
+            nd = len(out.val.shape)     # one mapped output: no pytree, nothing to check
+            if -nd <= out_axes < nd:
+                ax = out_axes % nd
+                return out.val if out.bdim == ax else moveaxis(out.val, out.bdim, ax)
         if type(out) is BatchTracer and type(out_axes) is int:
             o_leaves, o_tree, oaxes = [out], None, [out_axes]
         else:

@@ -206,6 +206,15 @@ def _add_note(exc, note):
         exc.add_note(note)
 
 
+_IMPL_ERRORS = (ValueError, TypeError, IndexError, np.linalg.LinAlgError)
+
+
+def _note_primitive(exc, prim):
+    """Name the primitive and the user's line on an error its impl raised."""
+    _add_note(exc, f"functad: raised by primitive '{prim.name}', called from "
+                   f"{user_source_line(2)}")
+
+
 # --------------------------------------------------------------------------
 # Primitives
 # --------------------------------------------------------------------------
@@ -328,23 +337,12 @@ class EvalInterpreter(Interpreter):
     def process_primitive(self, prim, args, params):
         try:
             out = prim.impl(*args, **params)
-        except (ValueError, TypeError, IndexError, np.linalg.LinAlgError) as e:
-            _add_note(e, f"functad: raised by primitive '{prim.name}', called from {user_source_line(2)}")
+        except _IMPL_ERRORS as e:
+            _note_primitive(e, prim)
             raise
         if prim.multiple_results:
             return [_wrap(o) for o in out]
         return _wrap(out)
-
-    @staticmethod
-    def evaluate_unwrapped(prim, args, params):
-        """``process_primitive`` for values that stay inside a transform (a
-        tape's primals): the same evaluation, but NumPy's own arrays come out,
-        which saves making each result an immutable :class:`Array` view."""
-        try:
-            return prim.impl(*args, **params)
-        except (ValueError, TypeError, IndexError, np.linalg.LinAlgError) as e:
-            _add_note(e, f"functad: raised by primitive '{prim.name}', called from {user_source_line(2)}")
-            raise
 
 
 class UnwrappedEvalInterpreter(EvalInterpreter):
@@ -353,7 +351,11 @@ class UnwrappedEvalInterpreter(EvalInterpreter):
     NumPy's arrays come out as they are.  Not used under ``debug_nans``."""
 
     def process_primitive(self, prim, args, params):
-        out = EvalInterpreter.evaluate_unwrapped(prim, args, params)
+        try:
+            out = prim.impl(*args, **params)
+        except _IMPL_ERRORS as e:
+            _note_primitive(e, prim)
+            raise
         return list(out) if prim.multiple_results else out
 
 

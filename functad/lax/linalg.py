@@ -262,17 +262,35 @@ def _dot_general_transpose(ct, x, y, *, dimension_numbers):
     ``dot_general`` layout is (batch, lf, rc in increasing order); the rhs is
     symmetric.
     """
-    (lc, rc), (lb, rb) = dimension_numbers
-    if is_undefined(x) and is_undefined(y):
+    ux, uy = is_undefined(x), is_undefined(y)
+    if ux and uy:
         raise NotImplementedError("dot_general is bilinear, not linear, in both operands at once")
+    if ux:
+        dn, pos = _transpose_plan(dimension_numbers, x.aval.ndim, len(core.shape_of(y)), 0)
+        r = dot_general_p.bind(ct, y, dimension_numbers=dn)
+        if pos is not None:
+            r = _shapes().transpose(r, pos)
+        return [_cast(r, x.aval.dtype), None]
+    dn, pos = _transpose_plan(dimension_numbers, len(core.shape_of(x)), y.aval.ndim, 1)
+    r = dot_general_p.bind(ct, x, dimension_numbers=dn)
+    if pos is not None:
+        r = _shapes().transpose(r, pos)
+    return [None, _cast(r, y.aval.dtype)]
+
+
+@lru_cache(maxsize=4096)
+def _transpose_plan(dimension_numbers, xnd, ynd, which):
+    """For the cotangent of operand ``which`` (0: lhs, 1: rhs): the dimension
+    numbers contracting ``ct`` with the other operand, and the permutation
+    from that product's layout to the operand's (None when it is the same)."""
+    (lc, rc), (lb, rb) = dimension_numbers
     nb = len(lb)
     batch = tuple(range(nb))
-    if is_undefined(x):
-        xnd, ynd = x.aval.ndim, core.aval_of(y).ndim
-        lf, rf, _ = _dot_layout(dimension_numbers, xnd, ynd)
+    lf, rf, _ = _dot_layout(dimension_numbers, xnd, ynd)
+    if which == 0:
         nlf = len(lf)
         ct_rf = tuple(range(nb + nlf, nb + nlf + len(rf)))
-        r = dot_general_p.bind(ct, y, dimension_numbers=((ct_rf, rf), (batch, rb)))
+        dn = ((ct_rf, rf), (batch, rb))
         src = sorted(rc)
         pos = [0] * xnd
         for i, a in enumerate(lb):
@@ -281,21 +299,19 @@ def _dot_general_transpose(ct, x, y, *, dimension_numbers):
             pos[a] = nb + j
         for a, b in zip(lc, rc):
             pos[a] = nb + nlf + src.index(b)
-        return [_cast(_shapes().transpose(r, pos), x.aval.dtype), None]
-    xnd, ynd = core.aval_of(x).ndim, y.aval.ndim
-    lf, rf, _ = _dot_layout(dimension_numbers, xnd, ynd)
-    nlf, nrf = len(lf), len(rf)
-    ct_lf = tuple(range(nb, nb + nlf))
-    r = dot_general_p.bind(ct, x, dimension_numbers=((ct_lf, lf), (batch, lb)))
-    src = sorted(lc)
-    pos = [0] * ynd
-    for i, b in enumerate(rb):
-        pos[b] = i
-    for j, b in enumerate(rf):
-        pos[b] = nb + j
-    for a, b in zip(lc, rc):
-        pos[b] = nb + nrf + src.index(a)
-    return [None, _cast(_shapes().transpose(r, pos), y.aval.dtype)]
+    else:
+        nrf = len(rf)
+        ct_lf = tuple(range(nb, nb + len(lf)))
+        dn = ((ct_lf, lf), (batch, lb))
+        src = sorted(lc)
+        pos = [0] * ynd
+        for i, b in enumerate(rb):
+            pos[b] = i
+        for j, b in enumerate(rf):
+            pos[b] = nb + j
+        for a, b in zip(lc, rc):
+            pos[b] = nb + nrf + src.index(a)
+    return dn, (None if pos == list(range(len(pos))) else tuple(pos))
 
 
 dot_general_p.impl = _checked_impl(dot_general_p, _dot_general_impl)
@@ -315,21 +331,27 @@ def _dot_general_batch(vals, dims, *, dimension_numbers):
     batch dimension, so the output's batch axis is 0.
     """
     x, y = vals
-    dx, dy = dims
+    dn, out_dim = _batched_dimension_numbers(dimension_numbers, dims[0], dims[1],
+                                             _ndim(x), _ndim(y))
+    return dot_general_p.bind(x, y, dimension_numbers=dn), out_dim
+
+
+@lru_cache(maxsize=4096)
+def _batched_dimension_numbers(dimension_numbers, dx, dy, xnd, ynd):
+    """The batching rule's dimension numbers and output batch axis (cached:
+    they depend only on these arguments)."""
     (lc, rc), (lb, rb) = dimension_numbers
     if dx is not None:
         lc, lb = _renumber(lc, dx), _renumber(lb, dx)
     if dy is not None:
         rc, rb = _renumber(rc, dy), _renumber(rb, dy)
     if dx is not None and dy is not None:
-        dn = ((lc, rc), ((dx,) + lb, (dy,) + rb))
-        return dot_general_p.bind(x, y, dimension_numbers=dn), 0
+        return ((lc, rc), ((dx,) + lb, (dy,) + rb)), 0
     dn = ((lc, rc), (lb, rb))
-    lf, rf, _ = _dot_layout(dn, _ndim(x), _ndim(y))
-    out = dot_general_p.bind(x, y, dimension_numbers=dn)
+    lf, rf, _ = _dot_layout(dn, xnd, ynd)
     if dx is not None:
-        return out, len(lb) + lf.index(dx)
-    return out, len(lb) + len(lf) + rf.index(dy)
+        return dn, len(lb) + lf.index(dx)
+    return dn, len(lb) + len(lf) + rf.index(dy)
 
 
 dot_general_p.batch = _dot_general_batch
