@@ -135,6 +135,9 @@ def aval_of(x) -> ShapedArray:
     Python scalars are weakly typed; NumPy scalars and arrays are not.
     """
     t = type(x)
+    if t is np.ndarray or t is Array:       # the commonest case, inline
+        a = _aval_cache.get((x.shape, x.dtype, False))
+        return a if a is not None else _cached_aval(x.shape, x.dtype)
     a = _SCALAR_AVALS.get(t)
     if a is not None:
         return a

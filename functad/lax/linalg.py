@@ -149,18 +149,10 @@ def _dot_general_impl(x, y, *, dimension_numbers):
     if kind == "outer":
         return np.multiply.outer(x, y)
     _, px, py = plan
-    (lc, rc), (lb, _) = dimension_numbers
-    xs, ys = x.shape, y.shape
-    bshape = tuple(xs[i] for i in lb)
-    fl = tuple(xs[i] for i in lf)
-    fr = tuple(ys[i] for i in rf)
-    k = 1
-    for i in lc:
-        k *= xs[i]
+    bshape, nl, k, nr, out_shape = _matmul_sizes(dimension_numbers, x.shape, y.shape)
     xt = x if px is None else x.transpose(px)
     yt = y if py is None else y.transpose(py)
-    nl, nr = math.prod(fl), math.prod(fr)
-    if not lc:
+    if not dimension_numbers[0][0]:
         # nothing to contract: a batched outer product, which broadcasting does
         # ~4x faster than a stack of (nl, 1) @ (1, nr) matmuls; a side of size 1
         # (per-example gradients: a scalar times a vector) broadcasts in 2-D, faster still
@@ -180,7 +172,19 @@ def _dot_general_impl(x, y, *, dimension_numbers):
         out = np.swapaxes(np.swapaxes(yt.reshape(bshape + (k, nr)), -1, -2) @ x0.T, -1, -2)
     else:
         out = np.matmul(xt.reshape(bshape + (nl, k)), yt.reshape(bshape + (k, nr)))
-    return out.reshape(bshape + fl + fr)
+    return out.reshape(out_shape)
+
+
+@lru_cache(maxsize=4096)
+def _matmul_sizes(dimension_numbers, xs, ys):
+    """A batched ``dot_general`` as one ``np.matmul``: the batch shape, the
+    free sizes of each side and the contracted size, and the output shape."""
+    (lc, _), (lb, _) = dimension_numbers
+    lf, rf, _ = _dot_layout(dimension_numbers, len(xs), len(ys))
+    bshape = tuple(xs[i] for i in lb)
+    fl = tuple(xs[i] for i in lf)
+    fr = tuple(ys[i] for i in rf)
+    return bshape, math.prod(fl), math.prod(xs[i] for i in lc), math.prod(fr), bshape + fl + fr
 
 
 def _broadcast_batch(x, nb):

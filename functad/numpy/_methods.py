@@ -29,21 +29,16 @@ def _resolve(name):
 
 def _binop(name, reflected=False):
     fn = _resolve(name)
-    if reflected:
-        def op(self, other):
-            return fn(other, self)
-    else:
-        def op(self, other):
-            return fn(self, other)
+    if not reflected:
+        return fn       # a plain function is a method already: one call fewer per operator
+
+    def op(self, other):
+        return fn(other, self)
     return op
 
 
 def _unop(name):
-    fn = _resolve(name)
-
-    def op(self):
-        return fn(self)
-    return op
+    return _resolve(name)
 
 
 _BINOPS = {
