@@ -42,6 +42,7 @@ __all__ = ["TapeInterpreter", "TapeTracer", "Tape", "reverse_flat", "record_tape
 
 _ew = None      # functad.lax.elementwise (imported on first use: it imports functad.ad)
 
+_NO_PARAMS: dict = {}      # (never written to)
 PARTIALS, LINEAR, VJP, LINEARIZED = "partials", "linear", "vjp", "linearized"  # kinds of nodes
 
 
@@ -267,9 +268,15 @@ class Tape:
         return res if local is caller else [core._wrap(r) for r in res]
 
     def _transpose(self, cts, adjoints, caller, local):
+        # ``local`` is the current interpreter here: apply mul/neg/add through
+        # it directly (what ``bind`` would do, one call fewer per operation)
         tls = core._tls
         ew = _ew
-        mul, neg, add, unbroadcast = ew.mul_p.bind, ew.neg_p.bind, ew.add_p.bind, ew.unbroadcast
+        mul_p, neg_p, add_p, unbroadcast = ew.mul_p, ew.neg_p, ew.add_p, ew.unbroadcast
+        apply = local.process_primitive
+
+        def add(a, b):
+            return apply(add_p, (a, b), _NO_PARAMS)
         env = {}
         pop, get = env.pop, env.get
         for v, c in zip(self.out_vids, cts):
@@ -287,7 +294,8 @@ class Tape:
                 for v, d, aval in zip(in_vids, partials, avals):
                     if v is None:
                         continue
-                    c = ct if d is ONE else neg(ct) if d is MINUS_ONE else mul(ct, d)
+                    c = ct if d is ONE else apply(neg_p, (ct,), _NO_PARAMS) if d is MINUS_ONE \
+                        else apply(mul_p, (ct, d), _NO_PARAMS)
                     if shape_of(c) != aval.shape:
                         c = unbroadcast(c, aval)
                     if getattr(c, "dtype", None) != aval.dtype:
