@@ -648,12 +648,13 @@ def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=F
             nums = _check_argnums(argnums, nargs, "grad")
         dyn = args[nums[0]] if single else tuple(args[i] for i in nums)
         leaves, in_tree = tu.tree_flatten(dyn)
+        leaf = tu.treedef_is_strict_leaf(in_tree)
         for x in leaves:
             _check_grad_input(x, "grad", allow_int)
         aux_box = []
 
         def flat(*xs):
-            d = tu.tree_unflatten(in_tree, xs)
+            d = xs[0] if leaf else tu.tree_unflatten(in_tree, xs)
             full = list(args)
             if single:
                 full[nums[0]] = d
@@ -677,7 +678,8 @@ def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=F
         if not oa.is_float:
             raise TypeError(f"grad requires real-valued outputs (output dtype that is a sub-dtype "
                             f"of np.floating), but got {oa.dtype.name}.")
-        g = tu.tree_unflatten(in_tree, lin.transpose([_one(oa.dtype)]))
+        g = lin.transpose([_one(oa.dtype)])
+        g = g[0] if leaf else tu.tree_unflatten(in_tree, g)
         if has_aux:
             interp, aux = aux_box[0]
             return (out, _strip(interp, aux)), g

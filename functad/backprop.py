@@ -75,8 +75,9 @@ class TapeInterpreter(core.Interpreter):
     Values are numbered in creation order, so the nodes' list is already a
     topological order.  A node is ``(kind, out, in_vids, data, prim)``:
 
-    * ``PARTIALS``, an elementwise primitive: ``data = (partials, in_avals)``,
-      one local partial derivative per recorded input;
+    * ``PARTIALS``, an elementwise primitive: ``data = (partials, primals)``,
+      one local partial derivative per recorded input (the primals give the
+      shapes and dtypes their cotangents must have);
     * ``LINEAR``, a primitive linear in each recorded operand (``reshape``,
       ``reduce_sum``, ``dot_general``: ``Primitive.linear_in``):
       ``data = (primals, params)``; the cotangent of one operand is the
@@ -153,21 +154,15 @@ class TapeInterpreter(core.Interpreter):
         its local partials for the inputs numbered in ``vids``."""
         ans = self._eval(prim, primals, params)
         partials = []
-        avals = []
         tls = core._tls
         prev, tls.interp = tls.interp, self._local
         try:
             for i, v in enumerate(vids):
-                if v is None:
-                    partials.append(None)
-                    avals.append(None)
-                else:
-                    partials.append(partial(i, ans, *primals))
-                    avals.append(aval_of(primals[i]))
+                partials.append(None if v is None else partial(i, ans, *primals))
         finally:
             tls.interp = prev
         self.count = n = self.count + 1
-        self.nodes.append((PARTIALS, n, vids, (partials, avals), prim))
+        self.nodes.append((PARTIALS, n, vids, (partials, primals), prim))
         return TapeTracer(self, ans, n)
 
     def _record_vjp(self, prim, primals, vids, params):
@@ -290,16 +285,16 @@ class Tape:
                     continue
                 if adjoints is not None:
                     adjoints[out] = ct
-                partials, avals = data
-                for v, d, aval in zip(in_vids, partials, avals):
+                partials, primals = data
+                for v, d, p in zip(in_vids, partials, primals):
                     if v is None:
                         continue
                     c = ct if d is ONE else apply(neg_p, (ct,), _NO_PARAMS) if d is MINUS_ONE \
                         else apply(mul_p, (ct, d), _NO_PARAMS)
-                    if shape_of(c) != aval.shape:
-                        c = unbroadcast(c, aval)
-                    if getattr(c, "dtype", None) != aval.dtype:
-                        c = _cast_ct(c, aval)
+                    if shape_of(c) != shape_of(p):
+                        c = unbroadcast(c, aval_of(p))
+                    if getattr(c, "dtype", None) != getattr(p, "dtype", None):
+                        c = _cast_ct(c, aval_of(p))
                     prev = get(v)
                     env[v] = c if prev is None else add(prev, c)
                 continue
