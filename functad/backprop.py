@@ -291,7 +291,7 @@ class Tape:
                         continue
                     c = ct if d is ONE else apply(neg_p, (ct,), _NO_PARAMS) if d is MINUS_ONE \
                         else apply(mul_p, (ct, d), _NO_PARAMS)
-                    if shape_of(c) != shape_of(p):
+                    if getattr(c, "shape", ()) != getattr(p, "shape", ()):    # (shape_of, inline)
                         c = unbroadcast(c, aval_of(p))
                     if getattr(c, "dtype", None) != getattr(p, "dtype", None):
                         c = _cast_ct(c, aval_of(p))
@@ -523,7 +523,7 @@ class _SwappedBatch(BatchInterpreter):
             else:
                 primals.append(a)
                 vids.append(None)
-                ranks.append(len(shape_of(a)))
+                ranks.append(len(getattr(a, "shape", ())))
         if d0 is None or (ranks and (d0 != 0 or max(ranks) >= nd)):
             return None
         if recorded:
