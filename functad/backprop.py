@@ -149,10 +149,18 @@ class TapeInterpreter(core.Interpreter):
         finally:
             tls.interp = self
 
-    def record_elementwise(self, prim, partial, primals, vids, params):
-        """Evaluate an elementwise primitive on concrete ``primals`` and record
-        its local partials for the inputs numbered in ``vids``."""
-        ans = self._eval(prim, primals, params)
+    def record_elementwise(self, prim, partial, primals, vids, params, ufunc=None):
+        """Evaluate an elementwise primitive on concrete ``primals`` (with
+        ``ufunc`` when given: the primitive's NumPy ufunc, for array operands)
+        and record its local partials for the inputs numbered in ``vids``."""
+        ans = None
+        if ufunc is not None and not params and self._local is core.UNWRAPPED:
+            try:
+                ans = ufunc(*primals)
+            except Exception:       # the error again, with functad's note on it
+                ans = None
+        if ans is None:
+            ans = self._eval(prim, primals, params)
         partials = []
         tls = core._tls
         prev, tls.interp = tls.interp, self._local
@@ -527,8 +535,8 @@ class _SwappedBatch(BatchInterpreter):
         if d0 is None or (ranks and (d0 != 0 or max(ranks) >= nd)):
             return None
         if recorded:
-            return BatchTracer(self, tape.record_elementwise(prim, partial, primals, vids, params),
-                               d0)
+            return BatchTracer(self, tape.record_elementwise(prim, partial, primals, vids, params,
+                                                             prim.ufunc), d0)
         return BatchTracer(self, tape._eval(prim, primals, params), d0)
 
     def unpack(self, x):

@@ -92,6 +92,9 @@ def _make(name, impl, nargs, numba_expr=None):
     prim.abstract_eval = _elementwise_abstract_eval(prim)
     prim.numba_expr = numba_expr
     prim.elementwise = True
+    # the NumPy ufunc that computes it on arrays, called directly where operands
+    # are known to be arrays (a batched tape); None where impl does more
+    prim.ufunc = impl if isinstance(impl, np.ufunc) else getattr(impl, "ufunc", None)
     prim.batch = elementwise_batch_rule(prim)
     bind = prim.bind
 
@@ -302,6 +305,7 @@ def _scalar_fast_path(ufunc, op):
             return op(x, y)
         return ufunc(x, y)
     impl.__name__ = ufunc.__name__
+    impl.ufunc = ufunc
     return impl
 
 
