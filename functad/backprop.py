@@ -345,7 +345,11 @@ class Tape:
             c = None if v is None else get(v)
             if adjoints is not None and c is not None:
                 adjoints[v] = c
-            res.append(zeros_like_aval(a) if c is None else _cast_ct(c, a))
+            if c is None:
+                c = zeros_like_aval(a)
+            elif getattr(c, "dtype", None) != a.dtype or getattr(c, "shape", ()) != a.shape:
+                c = _cast_ct(c, a)
+            res.append(c)
         return res
 
 
@@ -440,15 +444,19 @@ def record_batched_tape(fun_flat, primals, outer, name="grad", fun=None):
     n = outer.axis_size
     tape = TapeInterpreter(outer.parent, name, fun)
     inner = _SwappedBatch(tape, outer, fun)
-    in_avals, in_dims, ins = [], [], []
+    in_dims, ins, in_vids, tape_avals = [], [], [], []
     for p in primals:
         a = aval_of(p)
         v, d = (p.val, p.bdim) if type(p) is BatchTracer and p._trace is outer else (p, None)
         if a.is_float:
             if d is None:
                 v, d = _repeated(to_numpy(v), n), 0
+            tape_avals.append(aval_of(v))
             v = tape.new_value(v)
-        in_avals.append(a)
+            in_vids.append(v.vid)
+        else:       # not differentiated: the tape gives zeros of an example's shape
+            tape_avals.append(a)
+            in_vids.append(None)
         in_dims.append(d)
         ins.append(v if d is None else BatchTracer(inner, v, d))
     tls = core._tls
@@ -458,25 +466,16 @@ def record_batched_tape(fun_flat, primals, outer, name="grad", fun=None):
     finally:
         tls.interp = outer
         tape.alive = inner.alive = False
-    outs_p, out_vids, out_dims = [], [], []
+    results, out_avals, out_vids, out_dims = [], [], [], []
     for o in outs:
         v, d = (o.val, o.bdim) if type(o) is BatchTracer and o._trace is inner else (o, None)
         p, vid = tape.unpack(v)
-        outs_p.append(p)
+        out_avals.append(aval_of(p))
         out_vids.append(vid)
         out_dims.append(d)
-    in_vids, tape_avals = [], []
-    for x, a in zip(ins, in_avals):
-        v = x.val if type(x) is BatchTracer else x
-        if type(v) is TapeTracer:
-            in_vids.append(v.vid)
-            tape_avals.append(aval_of(v.primal))
-        else:       # not differentiated: the tape gives zeros of an example's shape
-            in_vids.append(None)
-            tape_avals.append(a)
-    batched = Tape(tape.nodes, in_vids, tape_avals, out_vids, [aval_of(p) for p in outs_p])
-    return ([p if d is None else BatchTracer(outer, p, d) for p, d in zip(outs_p, out_dims)],
-            _BatchedTape(batched, outer, in_dims, out_dims))
+        results.append(p if d is None else BatchTracer(outer, p, d))
+    batched = Tape(tape.nodes, in_vids, tape_avals, out_vids, out_avals)
+    return results, _BatchedTape(batched, outer, in_dims, out_dims)
 
 
 class _SwappedBatch(BatchInterpreter):
