@@ -129,6 +129,11 @@ def _erfinv_impl(x):
     return special.erfinv(x)
 
 
+def _finite_python_scalar(v):
+    t = type(v)
+    return t is int or (t is float and v - v == 0.0)
+
+
 def _logaddexp_impl(x, y):
     """``log(exp(x) + exp(y))`` as NumPy defines it, ``max(x, y) + log1p(exp(-|x - y|))``
     (``x + log 2`` where they are equal), but from whole-array ufuncs.
@@ -139,8 +144,11 @@ def _logaddexp_impl(x, y):
     same sign, or a NaN input) the result is ``max(x, y)``, as NumPy's, and
     like it without a warning for infinities.
     """
-    with np.errstate(invalid="ignore"):
-        d = np.subtract(x, y)
+    if _finite_python_scalar(y) or _finite_python_scalar(x):
+        d = np.subtract(x, y)           # (softplus: logaddexp(x, 0.0)) no inf - inf
+    else:
+        with np.errstate(invalid="ignore"):
+            d = np.subtract(x, y)
     if type(d) is not np.ndarray or d.dtype.kind != "f":
         return np.logaddexp(x, y)       # scalars, integers: NumPy's own
     r = np.abs(d)
