@@ -62,7 +62,7 @@ class TapeTracer(Tracer):
 
     @property
     def shape(self):
-        return shape_of(self.primal)
+        return getattr(self.primal, "shape", ())       # (shape_of, inline)
 
     def to_concrete(self, what):
         self._check_alive()
