@@ -484,7 +484,7 @@ class _SwappedBatch(BatchInterpreter):
 
     def __init__(self, tape, outer, fun):
         super().__init__(tape, outer.axis_size, outer.name, fun)
-        self.outer = outer
+        self.outer = self.adopted = outer
 
     def process_primitive(self, prim, args, params):
         partial = prim.partial
@@ -492,13 +492,7 @@ class _SwappedBatch(BatchInterpreter):
             out = self._elementwise(prim, partial, args, params)
             if out is not None:
                 return out
-        outer = self.outer
-        for a in args:
-            if type(a) is BatchTracer and a._trace is outer:
-                args = [BatchTracer(self, a.val, a.bdim)
-                        if type(a) is BatchTracer and a._trace is outer else a for a in args]
-                break
-        return super().process_primitive(prim, args, params)
+        return BatchInterpreter.process_primitive(self, prim, args, params)
 
     def _elementwise(self, prim, partial, args, params):
         """An elementwise primitive whose operands line up as they are (batched

@@ -61,6 +61,7 @@ class BatchInterpreter(Interpreter):
     """Pushes (value, batch dimension) pairs through each primitive's ``batch`` rule."""
 
     kind = "vmap"
+    adopted = None      # another level whose values count as this one's (backprop's swap)
 
     def __init__(self, parent, axis_size, name="vmap", fun=None):
         super().__init__(parent, name, fun)
@@ -69,8 +70,9 @@ class BatchInterpreter(Interpreter):
     def process_primitive(self, prim, args, params):
         vals, dims = [], []
         mine = False
+        adopted = self.adopted
         for a in args:
-            if type(a) is BatchTracer and a._trace is self:
+            if type(a) is BatchTracer and (a._trace is self or a._trace is adopted):
                 vals.append(a.val)
                 dims.append(a.bdim)
                 mine = True
