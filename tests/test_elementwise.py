@@ -13,6 +13,8 @@ A new row fails ``test_every_row_has_a_domain`` until it is given a domain
 below.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -456,3 +458,25 @@ def test_pow_zero_exponent_derivative_at_zero():
     poly = lambda x: sum(c * x ** k for k, c in enumerate([1.0, 2.0, 3.0]))   # noqa: E731
     assert fd.grad(poly)(0.0) == 2.0
     assert fd.grad(fd.grad(lambda x: x ** 1.0))(0.0) == 0.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_logaddexp_infinities_and_nans_as_numpy(dtype):
+    # the vectorized formula has two paths: a finite Python scalar operand
+    # (softplus) needs no NaN fix-up; two arrays may hold inf - inf
+    special = np.array([np.inf, -np.inf, np.nan, 0.0, -3.5, 80.0], dtype)
+    with np.errstate(invalid="ignore"):
+        for y in (0.0, 2, -1e3):
+            for args in ((special, y), (y, special)):
+                got = np.asarray(ew.logaddexp(*args))
+                want = np.logaddexp(*args)
+                assert got.dtype == want.dtype
+                np.testing.assert_allclose(got, want, rtol=4 * np.finfo(dtype).eps)
+        grid = np.array(np.meshgrid(special, special)).reshape(2, -1)
+        np.testing.assert_allclose(np.asarray(ew.logaddexp(grid[0], grid[1])),
+                                   np.logaddexp(grid[0], grid[1]),
+                                   rtol=4 * np.finfo(dtype).eps)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # infinities alone warn nothing, as NumPy's
+        ew.logaddexp(special[:2], special[:2])
+        ew.logaddexp(special[:2], 0.0)
