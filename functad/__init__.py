@@ -1,8 +1,9 @@
 """functad: composable automatic differentiation for NumPy code on the CPU.
 
 Write pure functions over :mod:`functad.numpy`; transform them with ``grad``,
-``jvp``, ``vjp``, ``jacfwd``, ``jacrev``, ``hessian`` (and, in later
-releases, ``vmap`` and ``jit``).  The API follows JAX's names and semantics.
+``value_and_grad``, ``jvp``, ``vjp``, ``jacfwd``, ``jacrev``, ``hessian``,
+``vmap`` and ``jit``, nested in any order.  The API follows JAX's names and
+semantics.
 
 >>> import functad as fd, functad.numpy as fnp
 >>> f = lambda x: -fnp.log(1.0 / (1.0 + fnp.exp(-3.0 * x)))
