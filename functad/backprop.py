@@ -287,56 +287,51 @@ class Tape:
                 prev = get(v)
                 env[v] = c if prev is None else add(prev, c)
         for kind, out, in_vids, data, prim in reversed(self.nodes):
-            if kind is PARTIALS:        # elementwise: cotangent times each local partial
+            if kind is PARTIALS or kind is LINEAR:      # one output
                 ct = pop(out, None)
                 if ct is None:
                     continue
                 if adjoints is not None:
                     adjoints[out] = ct
-                partials, primals = data
-                for v, d, p in zip(in_vids, partials, primals):
-                    if v is None:
-                        continue
-                    c = ct if d is ONE else apply(neg_p, (ct,), _NO_PARAMS) if d is MINUS_ONE \
-                        else apply(mul_p, (ct, d), _NO_PARAMS)
-                    if getattr(c, "shape", ()) != getattr(p, "shape", ()):    # (shape_of, inline)
-                        c = unbroadcast(c, aval_of(p))
-                    if getattr(c, "dtype", None) != getattr(p, "dtype", None):
-                        c = _cast_ct(c, aval_of(p))
-                    prev = get(v)
-                    env[v] = c if prev is None else add(prev, c)
-                continue
-            if kind is LINEAR:        # transpose in one operand, the others as they were
-                ct = pop(out, None)
-                if ct is None:
+                if kind is PARTIALS:        # elementwise: cotangent times each local partial
+                    ins = []
+                    for v, d, p in zip(in_vids, *data):
+                        if v is None:
+                            ins.append(None)
+                            continue
+                        c = ct if d is ONE else apply(neg_p, (ct,), _NO_PARAMS) \
+                            if d is MINUS_ONE else apply(mul_p, (ct, d), _NO_PARAMS)
+                        if getattr(c, "shape", ()) != getattr(p, "shape", ()):  # (shape_of)
+                            c = unbroadcast(c, aval_of(p))
+                        if getattr(c, "dtype", None) != getattr(p, "dtype", None):
+                            c = _cast_ct(c, aval_of(p))
+                        ins.append(c)
+                else:       # linear: its transpose in one operand, the others as they were
+                    primals, params = data
+                    ins = []
+                    for i, v in enumerate(in_vids):
+                        c = None
+                        if v is not None:
+                            args = list(primals)
+                            args[i] = UndefinedPrimal(aval_of(primals[i]))
+                            c = prim.transpose(ct, *args, **params)[i]
+                        ins.append(c)
+            else:   # a linearized primitive (transpose its jaxpr), or one with its own VJP
+                outs = [None if v is None else pop(v, None) for v in out]
+                if all(c is None for c in outs):
                     continue
                 if adjoints is not None:
-                    adjoints[out] = ct
-                primals, params = data
-                for i, v in enumerate(in_vids):
-                    if v is not None:
-                        args = list(primals)
-                        args[i] = UndefinedPrimal(aval_of(primals[i]))
-                        c = prim.transpose(ct, *args, **params)[i]
-                        prev = get(v)
-                        env[v] = c if prev is None else add(prev, c)
-                continue
-            # a linearized primitive (transpose its jaxpr), or one with its own VJP
-            outs = [None if v is None else pop(v, None) for v in out]
-            if all(c is None for c in outs):
-                continue
-            if adjoints is not None:
-                adjoints.update((v, c) for v, c in zip(out, outs) if c is not None)
-            tls.interp = caller     # user code: a custom_vjp's backward, a jitted VJP
-            try:
-                if kind is VJP:
-                    ins = data(outs)
-                else:
-                    ins = [None if c is None else _cast_ct(c, aval) for c, aval in
-                           zip(backward_pass(data.jaxpr, data.consts, outs), data.in_avals)]
-            finally:
-                tls.interp = local
-            for v, c in zip(in_vids, ins):
+                    adjoints.update((v, c) for v, c in zip(out, outs) if c is not None)
+                tls.interp = caller     # user code: a custom_vjp's backward, a jitted VJP
+                try:
+                    if kind is VJP:
+                        ins = data(outs)
+                    else:
+                        ins = [None if c is None else _cast_ct(c, aval) for c, aval in
+                               zip(backward_pass(data.jaxpr, data.consts, outs), data.in_avals)]
+                finally:
+                    tls.interp = local
+            for v, c in zip(in_vids, ins):      # sum where a value fans out
                 if c is not None:
                     prev = get(v)
                     env[v] = c if prev is None else add(prev, c)

@@ -344,8 +344,10 @@ class EvalInterpreter(Interpreter):
             _note_primitive(e, prim)
             raise
         if prim.multiple_results:
-            return [_wrap(o) for o in out]
-        return _wrap(out)
+            return [_wrap(o) for o in out] if self.wrapping else list(out)
+        return _wrap(out) if self.wrapping else out
+
+    wrapping = True         # results become immutable Arrays (see UnwrappedEvalInterpreter)
 
 
 class UnwrappedEvalInterpreter(EvalInterpreter):
@@ -353,13 +355,7 @@ class UnwrappedEvalInterpreter(EvalInterpreter):
     backward pass), whose values reach users only through a wrapping step:
     NumPy's arrays come out as they are.  Not used under ``debug_nans``."""
 
-    def process_primitive(self, prim, args, params):
-        try:
-            out = prim.impl(*args, **params)
-        except _IMPL_ERRORS as e:
-            _note_primitive(e, prim)
-            raise
-        return list(out) if prim.multiple_results else out
+    wrapping = False
 
 
 UNWRAPPED = UnwrappedEvalInterpreter()

@@ -288,34 +288,27 @@ def _transpose_plan(dimension_numbers, xnd, ynd, which):
     numbers contracting ``ct`` with the other operand, and the permutation
     from that product's layout to the operand's (None when it is the same)."""
     (lc, rc), (lb, rb) = dimension_numbers
-    nb = len(lb)
-    batch = tuple(range(nb))
     lf, rf, _ = _dot_layout(dimension_numbers, xnd, ynd)
+    nb = len(lb)
+    # ``ct`` has layout (batch, lhs free, rhs free): contract its other side's
+    # free axes with the other operand's free axes
     if which == 0:
-        nlf = len(lf)
-        ct_rf = tuple(range(nb + nlf, nb + nlf + len(rf)))
-        dn = ((ct_rf, rf), (batch, rb))
-        src = sorted(rc)
-        pos = [0] * xnd
-        for i, a in enumerate(lb):
-            pos[a] = i
-        for j, a in enumerate(lf):
-            pos[a] = nb + j
-        for a, b in zip(lc, rc):
-            pos[a] = nb + nlf + src.index(b)
+        mc, oc, mb, ob, mf, of, nd = lc, rc, lb, rb, lf, rf, xnd
+        ct_of = tuple(range(nb + len(lf), nb + len(lf) + len(rf)))
     else:
-        nrf = len(rf)
-        ct_lf = tuple(range(nb, nb + len(lf)))
-        dn = ((ct_lf, lf), (batch, lb))
-        src = sorted(lc)
-        pos = [0] * ynd
-        for i, b in enumerate(rb):
-            pos[b] = i
-        for j, b in enumerate(rf):
-            pos[b] = nb + j
-        for a, b in zip(lc, rc):
-            pos[b] = nb + nrf + src.index(a)
-    return dn, (None if pos == list(range(len(pos))) else tuple(pos))
+        mc, oc, mb, ob, mf, of, nd = rc, lc, rb, lb, rf, lf, ynd
+        ct_of = tuple(range(nb, nb + len(lf)))
+    dn = ((ct_of, of), (tuple(range(nb)), ob))
+    # the product's layout is (batch, my free, my contracted in the other's order)
+    src = sorted(oc)
+    pos = [0] * nd
+    for i, a in enumerate(mb):
+        pos[a] = i
+    for j, a in enumerate(mf):
+        pos[a] = nb + j
+    for a, b in zip(mc, oc):
+        pos[a] = nb + len(mf) + src.index(b)
+    return dn, (None if pos == list(range(nd)) else tuple(pos))
 
 
 dot_general_p.impl = _checked_impl(dot_general_p, _dot_general_impl)
