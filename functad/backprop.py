@@ -294,10 +294,9 @@ class Tape:
                 if adjoints is not None:
                     adjoints[out] = ct
                 if kind is PARTIALS:        # elementwise: cotangent times each local partial
-                    ins = []
-                    for v, d, p in zip(in_vids, *data):
+                    partials, primals = data
+                    for v, d, p in zip(in_vids, partials, primals):
                         if v is None:
-                            ins.append(None)
                             continue
                         c = ct if d is ONE else apply(neg_p, (ct,), _NO_PARAMS) \
                             if d is MINUS_ONE else apply(mul_p, (ct, d), _NO_PARAMS)
@@ -305,7 +304,9 @@ class Tape:
                             c = unbroadcast(c, aval_of(p))
                         if getattr(c, "dtype", None) != getattr(p, "dtype", None):
                             c = _cast_ct(c, aval_of(p))
-                        ins.append(c)
+                        prev = get(v)       # (the fan-in sum below, inline: the hot path)
+                        env[v] = c if prev is None else add(prev, c)
+                    continue
                 else:       # linear: its transpose in one operand, the others as they were
                     primals, params = data
                     ins = []
