@@ -89,7 +89,14 @@ class BatchInterpreter(Interpreter):
             if prim.batch is None:
                 raise NotImplementedError(
                     f"functad.vmap: primitive '{prim.name}' has no batching rule yet")
-            out, out_dim = prim.batch(vals, dims, **params)
+            rule = prim.batch
+            if getattr(rule, _ELEMENTWISE, False) and \
+                    (out_dim := aligned_batch_dim(vals, dims)) is not None:
+                # an elementwise primitive whose operands line up: its rule's first
+                # case, without the rule and bind in between
+                out = self.parent.process_primitive(prim, vals, params)
+            else:
+                out, out_dim = rule(vals, dims, **params)
         finally:
             tls.interp = self
         if prim.multiple_results:
@@ -142,27 +149,43 @@ def broadcast_batched(vals, dims):
     return out
 
 
-def elementwise_batch_rule(prim):
-    """Batching rule shared by every NumPy-broadcasting elementwise primitive."""
-    def rule(vals, dims, **params):
-        # aligned already (nothing to move): batched operands share their batch
-        # axis and rank, and unbatched ones (scalars...) broadcast from the right
-        # within an example's dimensions, as NumPy would do for one example
-        d0 = None
-        nd = -1
-        for v, d in zip(vals, dims):
-            if d is not None:
-                n = len(core.shape_of(v))
-                if d0 is None:
-                    d0, nd = d, n
-                elif d != d0 or n != nd:
-                    break
+def aligned_batch_dim(vals, dims):
+    """The common batch axis of an elementwise primitive's operands when they
+    line up as they are (nothing to move): batched operands share their batch
+    axis and rank, and unbatched ones (scalars...) broadcast from the right
+    within an example's dimensions, as NumPy would do for one example.  None
+    when they do not."""
+    d0 = None
+    nd = -1
+    unbatched = 0
+    for v, d in zip(vals, dims):
+        if d is not None:
+            n = len(core.shape_of(v))
+            if d0 is None:
+                d0, nd = d, n
+            elif d != d0 or n != nd:
+                return None
         else:
-            if d0 == 0 or all(d is not None for d in dims):
-                if all(d is not None or len(core.shape_of(v)) < nd for v, d in zip(vals, dims)):
-                    return prim.bind(*vals, **params), d0
+            unbatched = max(unbatched, len(core.shape_of(v)) + 1)
+    if unbatched and (d0 != 0 or unbatched > nd):
+        return None
+    return d0
+
+
+def elementwise_batch_rule(prim):
+    """Batching rule shared by every NumPy-broadcasting elementwise primitive
+    (whose first case ``BatchInterpreter`` applies directly: it knows the
+    rule by its ``_ELEMENTWISE`` attribute)."""
+    def rule(vals, dims, **params):
+        d0 = aligned_batch_dim(vals, dims)
+        if d0 is not None:
+            return prim.bind(*vals, **params), d0
         return prim.bind(*broadcast_batched(vals, dims), **params), 0
+    setattr(rule, _ELEMENTWISE, True)
     return rule
+
+
+_ELEMENTWISE = "elementwise"
 
 
 # --------------------------------------------------------------------------
