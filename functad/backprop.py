@@ -137,12 +137,15 @@ class TapeInterpreter(core.Interpreter):
             if not mine or prim.zero_jvp:
                 return prim.bind(*primals, **params)
             linear_in = prim.linear_in
-            if linear_in and not prim.multiple_results and all(
-                    v is None or i in linear_in for i, v in enumerate(vids)):
-                ans = self._eval(prim, primals, params)
-                self.count = n = self.count + 1
-                self.nodes.append((LINEAR, n, vids, (primals, params), prim))
-                return TapeTracer(self, ans, n)
+            if linear_in and not prim.multiple_results:
+                for i, v in enumerate(vids):
+                    if v is not None and i not in linear_in:
+                        break
+                else:       # linear in every recorded operand
+                    ans = self._eval(prim, primals, params)
+                    self.count = n = self.count + 1
+                    self.nodes.append((LINEAR, n, vids, (primals, params), prim))
+                    return TapeTracer(self, ans, n)
             if prim.tape_vjp is not None:
                 return self._record_vjp(prim, primals, vids, params)
             return self._linearize_one(prim, primals, vids, params)

@@ -329,7 +329,7 @@ def _dot_general_batch(vals, dims, *, dimension_numbers):
     """
     x, y = vals
     dn, out_dim = _batched_dimension_numbers(dimension_numbers, dims[0], dims[1],
-                                             _ndim(x), _ndim(y))
+                                             len(core.shape_of(x)), len(core.shape_of(y)))
     return dot_general_p.bind(x, y, dimension_numbers=dn), out_dim
 
 

@@ -149,9 +149,9 @@ def dot(a, b, out=None):
     """
     if out is not None:
         raise NotImplementedError("dot: the out= argument is not supported (arrays are immutable)")
-    if type(a) not in _FAST:
+    if type(a) not in _FAST and not isinstance(a, Tracer):
         a = _arr(a)
-    if type(b) not in _FAST:
+    if type(b) not in _FAST and not isinstance(b, Tracer):
         b = _arr(b)
     sa, sb = _shape(a), _shape(b)
     if not sa or not sb:
