@@ -336,11 +336,8 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None):
             if -nd <= out_axes < nd:
                 ax = out_axes % nd
                 return out.val if out.bdim == ax else moveaxis(out.val, out.bdim, ax)
-        if type(out) is BatchTracer and type(out_axes) is int:
-            o_leaves, o_tree, oaxes = [out], None, [out_axes]
-        else:
-            o_leaves, o_tree = tu.tree_flatten(out)
-            oaxes = _broadcast_prefix(out_axes, out, "out_axes")
+        o_leaves, o_tree = tu.tree_flatten(out)
+        oaxes = _broadcast_prefix(out_axes, out, "out_axes")
         res = []
         for o, ax in zip(o_leaves, oaxes):
             _check_axis(ax, "out_axes")
@@ -369,7 +366,7 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None):
                 from functad.lax.shapes import broadcast_to
                 b = broadcast_to(o, (n,) + tuple(core.shape_of(o)))
                 res.append(moveaxis(b, 0, ax % nd))
-        return res[0] if o_tree is None else tu.tree_unflatten(o_tree, res)
+        return tu.tree_unflatten(o_tree, res)
     batched.__wrapped__ = fun
     batched.__name__ = f"vmap({getattr(fun, '__name__', 'fun')})"
     return batched
