@@ -35,7 +35,7 @@ from functad.config import config
 from functad.ad import (ONE, MINUS_ONE, UndefinedPrimal, backward_pass, linearize_flat,
                         zeros_like_aval, _cast_ct)
 from functad.batching import BatchInterpreter, BatchTracer
-from functad.core import Tracer, aval_of, to_numpy, shape_of
+from functad.core import Tracer, aval_of, to_numpy
 
 __all__ = ["TapeInterpreter", "TapeTracer", "Tape", "reverse_flat", "record_tape",
            "show_backprop", "BackpropReport"]
