@@ -212,10 +212,19 @@ def _add_note(exc, note):
 _IMPL_ERRORS = (ValueError, TypeError, IndexError, np.linalg.LinAlgError)
 
 
-def _note_primitive(exc, prim):
-    """Name the primitive and the user's line on an error its impl raised."""
+def _impl_error(exc, prim, args, params):
+    """The error to raise when ``prim.impl`` failed with ``exc``: the clearer one
+    of the primitive's abstract evaluation where it has one (``prim.explains``,
+    checked only on this failure path), with a note naming the primitive and
+    the user's line."""
+    if prim.explains and not isinstance(exc, np.linalg.LinAlgError):
+        try:
+            prim.abstract_eval(*map(aval_of, args), **params)
+        except (ValueError, TypeError) as clear:
+            exc = clear
     _add_note(exc, f"functad: raised by primitive '{prim.name}', called from "
                    f"{user_source_line(2)}")
+    return exc
 
 
 # --------------------------------------------------------------------------
@@ -279,6 +288,7 @@ class Primitive:
         self.lower = None
         self.inline = None      # for call-like primitives: run the body under a non-owning interpreter
         self.tape_vjp = None    # (primals, diff, **params) -> (outs, backward): see above
+        self.explains = False   # abstract_eval's errors are clearer than impl's (see _impl_error)
         self.partial = None     # elementwise: partial(i, ans, *primals) -> d ans / d primals[i]
         self.zero_jvp = False   # the output's tangent is always zero (set by ad.defjvp_zero)
         primitives[name] = self
@@ -341,8 +351,10 @@ class EvalInterpreter(Interpreter):
         try:
             out = prim.impl(*args, **params)
         except _IMPL_ERRORS as e:
-            _note_primitive(e, prim)
-            raise
+            err = _impl_error(e, prim, args, params)
+            if err is e:
+                raise
+            raise err from None
         if prim.multiple_results:
             return [_wrap(o) for o in out] if self.wrapping else list(out)
         return _wrap(out) if self.wrapping else out

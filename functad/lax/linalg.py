@@ -68,24 +68,6 @@ def _shapes():
     return shapes
 
 
-def _checked_impl(prim, impl):
-    """``impl`` that, when NumPy rejects the inputs, re-raises the clearer error
-    of the primitive's abstract evaluation (free on the success path)."""
-    def run(*args, **params):
-        try:
-            return impl(*args, **params)
-        except np.linalg.LinAlgError:
-            raise
-        except (ValueError, TypeError, IndexError) as e:
-            try:
-                prim.abstract_eval(*map(core.aval_of, args), **params)
-            except (ValueError, TypeError) as clear:
-                raise clear from None
-            raise e
-    run.__name__ = f"{prim.name}_impl"
-    return run
-
-
 def _ndim(x):
     return len(core.shape_of(x))
 
@@ -311,7 +293,8 @@ def _transpose_plan(dimension_numbers, xnd, ynd, which):
     return dn, (None if pos == list(range(nd)) else tuple(pos))
 
 
-dot_general_p.impl = _checked_impl(dot_general_p, _dot_general_impl)
+dot_general_p.impl = _dot_general_impl
+dot_general_p.explains = True
 dot_general_p.abstract_eval = _dot_general_abstract_eval
 dot_general_p.jvp = _dot_general_jvp
 dot_general_p.transpose = _dot_general_transpose
@@ -413,8 +396,8 @@ def _diag_len(n, m, offset):
 
 
 diagonal_p = Primitive("diagonal")
-diagonal_p.impl = _checked_impl(diagonal_p, lambda x, *, offset, axis1, axis2: np.diagonal(
-    x, offset, axis1, axis2))
+diagonal_p.impl = lambda x, *, offset, axis1, axis2: np.diagonal(x, offset, axis1, axis2)
+diagonal_p.explains = True
 
 
 def _diagonal_abstract_eval(x, *, offset, axis1, axis2):
@@ -505,7 +488,8 @@ def _embed_diagonal_abstract_eval(v, *, offset, n, m):
     return core._cached_aval(v.shape[:-1] + (n, m), v.dtype, v.weak_type)
 
 
-embed_diagonal_p.impl = _checked_impl(embed_diagonal_p, _embed_diagonal_impl)
+embed_diagonal_p.impl = _embed_diagonal_impl
+embed_diagonal_p.explains = True
 embed_diagonal_p.abstract_eval = _embed_diagonal_abstract_eval
 
 
@@ -799,7 +783,8 @@ def _triangular_solve_transpose(ct, a, b, *, lower, transpose_a, unit_diagonal):
     return [None, _cast(out, b.aval.dtype)]
 
 
-triangular_solve_p.impl = _checked_impl(triangular_solve_p, _triangular_solve_impl)
+triangular_solve_p.impl = _triangular_solve_impl
+triangular_solve_p.explains = True
 triangular_solve_p.abstract_eval = _triangular_solve_abstract_eval
 triangular_solve_p.jvp = _triangular_solve_jvp
 triangular_solve_p.transpose = _triangular_solve_transpose
@@ -864,7 +849,8 @@ def _solve_transpose(ct, a, b):
     return [None, _cast(solve_p.bind(swap_last(a), ct), b.aval.dtype)]
 
 
-solve_p.impl = _checked_impl(solve_p, _solve_impl)
+solve_p.impl = _solve_impl
+solve_p.explains = True
 solve_p.abstract_eval = _solve_abstract_eval
 solve_p.jvp = _solve_jvp
 solve_p.transpose = _solve_transpose
