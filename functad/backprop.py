@@ -9,17 +9,25 @@ function instead, exactly as the seed note's backpropagation does:
 
 * **forward** — each primitive is evaluated at once, and its node stores its
   local partial derivatives.  Elementwise primitives take them from their
-  tables (``Primitive.partial``); any other primitive stores the linearization
-  of that one application (its JVP rule under the partial evaluator: a small
-  linear jaxpr), so every primitive is covered by the rules it already has;
+  tables (``Primitive.partial``); a primitive linear in its recorded operands
+  (``Primitive.linear_in``) keeps its primals for its transpose rule; one with
+  its own VJP (``Primitive.tape_vjp``: ``jit_call``) keeps that; any other
+  primitive stores the linearization of that one application (its JVP rule
+  under the partial evaluator: a small linear jaxpr), so every primitive is
+  covered by the rules it already has;
 * **backward** — :meth:`Tape.transpose` walks the nodes in reverse,
-  multiplying each incoming cotangent by the stored partials (or transposing
-  the small jaxpr) and *summing* the contributions where a value fans out.
+  multiplying each incoming cotangent by the stored partials (or applying the
+  transpose, the VJP, the small jaxpr's transpose) and *summing* the
+  contributions where a value fans out.
 
-The backward phase runs through ``bind``, so it can itself be transformed
-(``vmap`` of a VJP function, as in :func:`functad.jacrev`), and a ``grad``
-nested inside stages onto the tape like any other computation, which gives
-higher derivatives.
+The backward phase runs through the current interpreter, so it can itself be
+transformed (``vmap`` of a VJP function, as in :func:`functad.jacrev`), and a
+``grad`` nested inside stages onto the tape like any other computation, which
+gives higher derivatives.
+
+Directly under an eager ``vmap``, ``grad`` records one tape of the batched
+computation (:func:`record_batched_tape`): per-example gradients without
+batching a linearization.
 
 >>> import functad as fd, functad.numpy as fnp
 >>> fd.grad(lambda x: -fnp.log(1.0 / (1.0 + fnp.exp(-3.0 * x))))(0.0)   # the note's -3/2
@@ -38,7 +46,7 @@ from functad.batching import BatchInterpreter, BatchTracer
 from functad.core import Tracer, aval_of, to_numpy
 
 __all__ = ["TapeInterpreter", "TapeTracer", "Tape", "reverse_flat", "record_tape",
-           "show_backprop", "BackpropReport"]
+           "record_batched_tape", "show_backprop", "BackpropReport"]
 
 _ew = None      # functad.lax.elementwise (imported on first use: it imports functad.ad)
 
