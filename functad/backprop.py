@@ -457,7 +457,7 @@ def record_batched_tape(fun_flat, primals, outer, name="grad", fun=None):
         v, d = (p.val, p.bdim) if type(p) is BatchTracer and p._trace is outer else (p, None)
         if a.is_float:
             if d is None:
-                v, d = _repeated(to_numpy(v), n), 0
+                v, d = _repeated(v, n), 0
             tape_avals.append(aval_of(v))
             v = tape.new_value(v)
             in_vids.append(v.vid)
@@ -565,7 +565,7 @@ class _BatchedTape:
             if type(c) is BatchTracer and c._trace is outer:
                 c = np.moveaxis(to_numpy(c.val), c.bdim, d)
             elif d is not None:
-                c = _repeated(to_numpy(c), a.shape[d])
+                c = _repeated(c, a.shape[d])
                 if d:
                     c = np.moveaxis(c, 0, d)
             batched.append(c)
@@ -580,9 +580,9 @@ class _BatchedTape:
 
 def _repeated(x, n):
     """``n`` copies of array or scalar ``x`` along a new first axis: a read-only
-    view (stride 0), built directly where ``x`` is contiguous (``np.broadcast_to``
-    takes several microseconds)."""
-    x = np.asarray(x)
+    view (stride 0) of a plain ndarray, built directly where ``x`` is contiguous
+    (``np.broadcast_to`` takes several microseconds)."""
+    x = np.asarray(x)       # (an Array becomes a plain ndarray view)
     if x.flags.c_contiguous:
         v = np.ndarray((n,) + x.shape, x.dtype, x, 0, (0,) + x.strides)
         v.setflags(write=False)
