@@ -396,7 +396,9 @@ def reverse_flat(fun_flat, primals, name="grad", fun=None, immediate=False):
     interp = core._tls.interp
     if type(interp) is not core.EvalInterpreter:
         if immediate and type(interp) is BatchInterpreter \
-                and type(interp.parent) is core.EvalInterpreter:
+                and type(interp.parent) is core.EvalInterpreter \
+                and not any(type(p) is float or type(p) is complex for p in primals):
+            # (a Python scalar is weakly typed; repeated as an array it would not be)
             return record_batched_tape(fun_flat, primals, interp, name, fun)
         return linearize_flat(fun_flat, primals, name, fun)
     return record_tape(fun_flat, primals, name, fun)

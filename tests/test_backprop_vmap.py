@@ -190,3 +190,16 @@ def test_errors_under_vmap_are_the_usual_ones(taped):
         fd.vmap(fd.grad(lambda x: x * 2.0))(np.ones((B, 2)))
     with pytest.raises(fd.ConcretizationTypeError, match="batched value"):
         fd.vmap(fd.grad(lambda x: x if x > 0 else -x))(np.ones(B))
+
+
+def test_results_keep_the_dtypes_of_one_example(taped):
+    # a Python float parameter is weakly typed: float32 data keeps the value float32
+    x = np.linspace(-1, 1, B * 2).reshape(B, 2).astype(np.float32)
+    f = lambda w, x: fnp.sum(fnp.tanh(x * w))  # noqa: E731
+    for w in (0.5, np.float32(0.5), np.full(2, 0.5, np.float32)):
+        v, g = fd.vmap(fd.value_and_grad(f), in_axes=(None, 0))(w, x)
+        v1, g1 = fd.value_and_grad(f)(w, x[0])
+        assert v.dtype == np.asarray(v1).dtype and g.dtype == np.asarray(g1).dtype, w
+        np.testing.assert_allclose(v[0], v1, rtol=1e-6)
+        np.testing.assert_allclose(g[0], g1, rtol=1e-6)
+    assert taped            # (the NumPy-typed parameters took the batched tape)
