@@ -42,7 +42,7 @@ from functad import core
 from functad.config import config
 from functad.ad import (ONE, MINUS_ONE, UndefinedPrimal, backward_pass, linearize_flat,
                         zeros_like_aval, _cast_ct)
-from functad.batching import BatchInterpreter, BatchTracer
+from functad.batching import BatchInterpreter, BatchTracer, aligned_batch_dim
 from functad.core import Tracer, aval_of, to_numpy
 
 __all__ = ["TapeInterpreter", "TapeTracer", "Tape", "reverse_flat", "record_tape",
@@ -510,31 +510,27 @@ class _SwappedBatch(BatchInterpreter):
         as its batching rule would do in more steps.  None otherwise."""
         outer = self.outer
         tape = self.parent
-        primals, vids, ranks = [], [], []
-        d0, nd, recorded = None, -1, False
+        primals, vids, dims = [], [], []
+        recorded = False
         for a in args:
             if type(a) is BatchTracer and (a._trace is self or a._trace is outer):
-                v, d = a.val, a.bdim
+                v = a.val
                 if type(v) is TapeTracer:
-                    primals.append(v.primal)
                     vids.append(v.vid)
-                    recorded = True
                     v = v.primal
+                    recorded = True
                 else:
-                    primals.append(v)
                     vids.append(None)
-                n = v.ndim          # a batched value is an array
-                if d0 is None:
-                    d0, nd = d, n
-                elif d != d0 or n != nd:
-                    return None
+                primals.append(v)
+                dims.append(a.bdim)
             elif isinstance(a, Tracer):
                 return None
             else:
                 primals.append(a)
                 vids.append(None)
-                ranks.append(len(getattr(a, "shape", ())))
-        if d0 is None or (ranks and (d0 != 0 or max(ranks) >= nd)):
+                dims.append(None)
+        d0 = aligned_batch_dim(primals, dims)
+        if d0 is None:
             return None
         if recorded:
             return BatchTracer(self, tape.record_elementwise(prim, partial, primals, vids, params,

@@ -159,14 +159,14 @@ def aligned_batch_dim(vals, dims):
     nd = -1
     unbatched = 0
     for v, d in zip(vals, dims):
+        n = len(getattr(v, "shape", ()))       # (core.shape_of, inline: a hot path)
         if d is not None:
-            n = len(core.shape_of(v))
             if d0 is None:
                 d0, nd = d, n
             elif d != d0 or n != nd:
                 return None
-        else:
-            unbatched = max(unbatched, len(core.shape_of(v)) + 1)
+        elif n >= unbatched:
+            unbatched = n + 1
     if unbatched and (d0 != 0 or unbatched > nd):
         return None
     return d0
