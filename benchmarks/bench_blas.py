@@ -1,10 +1,10 @@
 """The MLP step's eight matrix products with each BLAS at hand, one thread.
 
-    python benchmarks/bench_blas.py [--repeats 15] [--no-pin]
+    python benchmarks/bench_blas.py [--repeats 15] [--mkl PATH] [--no-pin]
 
 Issue 4 asks for the jitted MLP step (784-512-512-10, float32) at 0.9x JAX's
 time.  The step's eight products bound what any implementation can reach, so
-this script times just them, interleaved round by round:
+this script times them, interleaved round by round:
 
 * NumPy's ``np.dot`` (NumPy's bundled OpenBLAS), into preallocated outputs;
 * SciPy's ``sgemm`` (SciPy's bundled OpenBLAS: the one Numba's ``np.dot``
@@ -13,23 +13,36 @@ this script times just them, interleaved round by round:
   ``libmkl_rt`` under ``sys.prefix/lib`` (or ``--mkl PATH`` names it).  MKL is
   not a dependency of functad; this row measures what it would buy.
 
-Compare the totals with JAX's whole step in ``bench_jit.py`` (case 4).
+Beside them, in the same rounds:
+
+* JAX's whole jitted step (``jax.jit`` of ``value_and_grad`` + SGD, as in
+  ``bench_jit.py``'s case 4), when JAX is installed;
+* the *rest floor*: what any step must do besides the products, each at
+  NumPy's or a single fused Numba loop's speed: ``tanh`` of both hidden
+  layers, the backward ``(1 - h**2) * g`` of both, and writing the updated
+  parameters ``p - lr * g`` into new arrays.
+
+The last columns are *floors*: the products with OpenBLAS (the faster of
+NumPy's and SciPy's) and with MKL, each plus the rest floor, divided by
+JAX's step.  A step built on that BLAS cannot be faster than its floor, so
+a floor above 0.9 puts issue 4's "0.9x JAX" out of reach on the machine
+that printed it.
 """
 
 import os
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"            # before NumPy is imported
+from bench_jit_startup import LR, THREAD_ENV, init_mlp, make_mlp_step, pin_to_one_cpu
+
+os.environ.update(THREAD_ENV)         # one thread everywhere, before NumPy is imported
 
 import argparse  # noqa: E402
 import ctypes  # noqa: E402
 import glob  # noqa: E402
+import importlib.util  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
-
-from bench_jit_startup import pin_to_one_cpu  # noqa: E402
 
 SHAPES = [  # (lhs shape, rhs shape, transpose lhs, transpose rhs): the step's products
     ("x", "W1", False, False), ("h1", "W2", False, False), ("h2", "W3", False, False),
@@ -95,6 +108,49 @@ def mkl_products(ops, outs, path):
     return run
 
 
+def rest_floor(batch, rng):
+    """The step's work besides the products, each piece in one pass."""
+    import numba
+
+    @numba.njit(cache=False)
+    def tanh_backward(h, g, out):         # (1 - h**2) * g, one fused pass
+        for i in range(h.size):
+            out.flat[i] = (np.float32(1) - h.flat[i] * h.flat[i]) * g.flat[i]
+
+    @numba.njit(cache=False)
+    def sgd(p, g, lr):                    # p - lr * g into a new array, one pass
+        out = np.empty_like(p)
+        for i in range(p.size):
+            out.flat[i] = p.flat[i] - lr * g.flat[i]
+        return out
+
+    params, _, _ = init_mlp(np, batch)
+    flat = [a for wb in params for a in wb]
+    grads = [rng.standard_normal(a.shape).astype(np.float32) for a in flat]
+    hidden = [rng.standard_normal((batch, 512)).astype(np.float32) for _ in range(4)]
+    out = np.empty((batch, 512), np.float32)
+    lr = np.float32(LR)
+
+    def run():
+        for h in hidden[:2]:
+            np.tanh(h, out=out)
+            tanh_backward(h, hidden[2], out)
+        return [sgd(p, g, lr) for p, g in zip(flat, grads)]
+    return run
+
+
+def jax_step(batch):
+    """JAX's jitted MLP step, or None when JAX is not installed."""
+    if importlib.util.find_spec("jax") is None:
+        return None
+    import jax
+    import jax.numpy as jnp
+    step = jax.jit(make_mlp_step(jnp, jnp.tanh, jax.nn.log_softmax, jax.value_and_grad,
+                                 jax.tree_util.tree_map))
+    args = jax.tree_util.tree_map(jnp.asarray, init_mlp(np, batch))
+    return lambda: jax.block_until_ready(step(*args))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=15)
@@ -107,7 +163,8 @@ def main():
     where = f"pinned to CPU {cpu}" if cpu is not None else "not pinned"
     print(f"the MLP step's 8 float32 products, 1 thread, {where}; median of {args.repeats} "
           "interleaved rounds, ms")
-    print(f"{'batch':>6} {'np.dot':>9} {'scipy sgemm':>12} {'MKL':>9} {'MKL/np.dot':>11}")
+    print(f"{'batch':>6} {'np.dot':>8} {'scipy':>8} {'MKL':>8} {'MKL/np':>7} {'rest':>6} "
+          f"{'JAX step':>9} {'floor/JAX OpenBLAS':>19} {'MKL':>6}")
     for batch in (128, 1024):
         ops = operands(batch, rng)
         outs = [np.empty(out_shape(ops, *s), np.float32) for s in SHAPES]
@@ -121,6 +178,12 @@ def main():
                 o.fill(np.nan)
             rows[k]()
             assert all(np.allclose(w, o, rtol=1e-3, atol=1e-2) for w, o in zip(want, outs)), k
+        rows["rest"] = rest_floor(batch, rng)
+        jax = jax_step(batch)
+        if jax is not None:
+            rows["jax"] = jax
+        for fn in rows.values():  # compile and warm up
+            fn()
         n = 20 if batch == 128 else 4
         times = {k: [] for k in rows}
         for _ in range(args.repeats):
@@ -130,10 +193,17 @@ def main():
                     fn()
                 times[k].append((time.perf_counter() - t0) / n * 1e3)
         med = {k: float(np.median(v)) for k, v in times.items()}
-        mk = f"{med['mkl']:9.3f} {med['mkl'] / med['np']:10.2f}x" if mkl else f"{'-':>9} {'-':>11}"
-        print(f"{batch:>6} {med['np']:9.3f} {med['scipy']:12.3f} {mk}")
+        mk = f"{med['mkl']:8.3f} {med['mkl'] / med['np']:6.2f}x" if mkl else f"{'-':>8} {'-':>7}"
+        jx = f"{'-':>9} {'-':>19} {'-':>6}"
+        if jax is not None:
+            floor = [min(med["np"], med["scipy"])] + ([med["mkl"]] if mkl else [])
+            floor = [f"{(t + med['rest']) / med['jax']:.2f}x" for t in floor] + ["-"]
+            jx = f"{med['jax']:9.3f} {floor[0]:>19} {floor[1]:>6}"
+        print(f"{batch:>6} {med['np']:8.3f} {med['scipy']:8.3f} {mk} {med['rest']:6.3f} {jx}")
     if not mkl:
-        print("(no MKL row: pip install mkl, or pass --mkl /path/to/libmkl_rt.so)")
+        print("(no MKL column: pip install mkl, or pass --mkl /path/to/libmkl_rt.so)")
+    if importlib.util.find_spec("jax") is None:
+        print("(no JAX columns: JAX is not installed)")
 
 
 if __name__ == "__main__":
