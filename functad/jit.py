@@ -601,6 +601,7 @@ class JittedFunction:
         <BLANKLINE>
         # Numba source
         def program(a0):
+            _rt.prefer_wide_vectors()
             v0 = np.empty((3,), np.float64)
             for i0 in range(3):
                 v1 = _vm.exp_f64(a0[i0])

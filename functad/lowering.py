@@ -44,6 +44,7 @@ tuple expression.
 >>> closed = fd.make_jaxpr(lambda x: fnp.sum(fnp.abs(x) * 2.0))(fnp.ones(3, "float32"))
 >>> print(lower_jaxpr(closed).source)
 def program(a0):
+    _rt.prefer_wide_vectors()
     acc0 = np.float64(0.0)
     for i0 in range(3):
         v1 = np.float32(np.abs(a0[i0]))
@@ -641,7 +642,13 @@ def lower_jaxpr(closed: ClosedJaxpr) -> LoweredProgram:
     rets = emit_jaxpr(b, closed, args)
     b.emit(f"return ({''.join(r + ', ' for r in rets)})")
     args += [name for name, _, _ in b.consts]
-    src = f"def program({', '.join(args)}):\n" + "\n".join(b.lines) + "\n"
+    lines = b.lines
+    if any(line.lstrip().startswith("for ") for line in lines):
+        # loops: let LLVM use 512-bit vectors where the CPU has them (the
+        # bodies of prange loops call it too)
+        lines = ["    _rt.prefer_wide_vectors()"] + lines
+        b.uses_runtime = True
+    src = f"def program({', '.join(args)}):\n" + "\n".join(lines) + "\n"
     return LoweredProgram(src, [c for _, c, _ in b.consts], list(closed.in_avals),
                           [a for _, _, a in b.consts], list(closed.out_avals),
                           b.uses_runtime, b.parallel, b.uses_vmath)
@@ -856,6 +863,9 @@ def _emit_group_once(b, g, escapes, producer):
         else:
             b.emit(f"for {idx[k]} in {outer if k == 0 else 'range'}({n}):")
         b.indent += 1
+        if k == 0 and outer == "prange":    # Numba moves this loop's body to a function of its own
+            b.emit("_rt.prefer_wide_vectors()")
+            b.uses_runtime = True
 
     def accumulator(out, axes):
         kept = [i for k, i in enumerate(idx) if k not in axes]

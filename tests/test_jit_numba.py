@@ -255,6 +255,28 @@ def test_big_loops_run_on_threads_small_ones_do_not():
         assert "prange" not in fd.jit(g).lower(x).numba_source
 
 
+def test_loops_ask_llvm_for_its_widest_vectors():
+    import numba
+    from functad import numba_runtime as rt
+    x = np.linspace(-2, 2, 4 * 64).reshape(4, 64)
+    f = lambda x: fnp.tanh(x) * 2  # noqa: E731
+    assert fd.jit(f).lower(x).numba_source.count("_rt.prefer_wide_vectors()") == 1
+    with fd.config.override(jit_parallel_threshold=128):
+        # and again in the prange loop's body, which Numba compiles apart
+        src = fd.jit(f).lower(x).numba_source
+        assert src.count("_rt.prefer_wide_vectors()") == 2, src
+    assert "prefer_wide_vectors" not in fd.jit(lambda x: x + 1).lower(2.0).numba_source
+
+    def loop(a):
+        rt.prefer_wide_vectors()
+        for i in range(a.size):
+            a[i] = np.float32(2) * a[i]
+    k = numba.njit(error_model="numpy")(loop)
+    k(np.ones(3, np.float32))
+    ir = next(iter(k.inspect_llvm().values()))
+    assert '"prefer-vector-width"="512"' in ir
+
+
 # --------------------------------------------------------------------------
 # Tiers and errors
 # --------------------------------------------------------------------------
