@@ -186,7 +186,8 @@ class _Entry:
              ("from functad import numba_math as _vm", lowered.uses_vmath)] if used)
         self.text = _HEADER.format(runtime=runtime) + lowered.source
         self.avals = list(lowered.in_avals) + list(lowered.const_avals)
-        self.spec = ",".join(f"{a.dtype.name}:{len(a.shape)}" for a in self.avals)
+        self.spec = ",".join([f"{a.dtype.name}:{len(a.shape)}" for a in self.avals] +
+                             [f"{dt.name}:{len(shape)}:w" for shape, dt in lowered.scratch])
         self.parallel = lowered.parallel
         # Numba links the runtime helpers into the program and its cache does not
         # notice when their source changes: their text is part of the key
@@ -236,9 +237,9 @@ def _signature(spec):
     from numba.np.numpy_support import from_dtype
     sig = []
     for part in spec.split(",") if spec else []:
-        dt, nd = part.split(":")
+        dt, nd, *writable = part.split(":")      # inputs are read-only, scratch ("w") is not
         t = from_dtype(np.dtype(dt))
-        sig.append(types.Array(t, int(nd), "C", readonly=True) if int(nd) else t)
+        sig.append(types.Array(t, int(nd), "C", readonly=not writable) if int(nd) else t)
     return tuple(sig)
 
 
@@ -296,6 +297,19 @@ def _output_converter(aval):
         aval.dtype.kind, f"_t_{aval.dtype.name}")
 
 
+def _aligned_empty(shape, dtype, align=64):
+    """``np.empty(shape, dtype)`` starting on a cache line.
+
+    NumPy's large arrays start 16 bytes into a page (after ``malloc``'s
+    header), so every 64-byte vector load of a loop over them would straddle
+    two cache lines; Numba aligns the arrays it allocates itself.
+    """
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    buf = np.empty(nbytes + align, np.uint8)
+    start = -buf.ctypes.data % align
+    return buf[start:start + nbytes].view(dtype).reshape(shape)
+
+
 def compile_program(lowered, name="program"):
     """Compile ``lowered`` and return ``run(*inputs) -> list`` (see the module doc).
 
@@ -315,6 +329,16 @@ def compile_program(lowered, name="program"):
         ns[f"c{i}"] = (np.ascontiguousarray(c, a.dtype) if a.shape else a.dtype.type(c))
         consts.append(f"c{i}")
     call = ", ".join(args + consts)
+    take = ""
+    if lowered.scratch:
+        # one set of scratch arrays per concurrent call (programs release the
+        # GIL): taken from a pool, made when it is empty, given back after
+        pool, shapes = [], lowered.scratch
+        ns.update(_take=pool.pop, _give=pool.append,
+                  _new=lambda: tuple(_aligned_empty(shape, dt) for shape, dt in shapes))
+        take = ("    try:\n        s = _take()\n    except IndexError:\n"
+                "        s = _new()\n")
+        call += ", *s"
     # outputs: arrays become read-only functad Arrays (as core._wrap does, inline),
     # scalars NumPy scalars of the program's dtype
     body, rets = [], []
@@ -325,13 +349,13 @@ def compile_program(lowered, name="program"):
         else:
             rets.append(f"{_output_converter(a)}(r[{i}])")
     ns["_Array"] = core.Array
-    src = (f"def run({', '.join(args)}):\n"
+    src = (f"def run({', '.join(args)}):\n" + take +
            f"    try:\n"
            f"        r = _disp({call})\n"
            f"    except TypeError:\n"
            f"        {''.join(a + ', ' for a in args)}= _coerce({', '.join(args)})\n"
            f"        r = _disp({call})\n"
-           + "".join(body) +
+           + ("    _give(s)\n" if take else "") + "".join(body) +
            f"    return [{', '.join(rets)}]\n")
     exec(compile(src, f"<functad runner of {name}>", "exec"), ns)  # noqa: S102
     run = ns["run"]
