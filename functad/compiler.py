@@ -47,6 +47,7 @@ import warnings
 import numpy as np
 
 from functad import core
+from functad.config import config
 
 __all__ = ["compile_program", "compile_in_background", "cache_dir", "CompileError"]
 
@@ -297,6 +298,38 @@ def _output_converter(aval):
         aval.dtype.kind, f"_t_{aval.dtype.name}")
 
 
+class _ScratchPool:
+    """The scratch arrays of one compiled program (see
+    ``lowering._scratch_arrays``): one set per concurrent call, since programs
+    release the GIL.  A call takes a set, or makes one if none is free, and
+    gives it back after; sets are kept between calls while all pools together
+    keep at most ``config.jit_scratch_limit`` bytes.
+    """
+
+    held = 0            # bytes kept by all pools between calls
+
+    def __init__(self, shapes):
+        self.shapes = list(shapes)
+        self.nbytes = sum(int(np.prod(s)) * np.dtype(d).itemsize for s, d in self.shapes)
+        self.sets = []
+
+    def take(self):
+        try:
+            s = self.sets.pop()             # atomic: two threads never get one set
+        except IndexError:
+            return tuple(_aligned_empty(shape, dt) for shape, dt in self.shapes)
+        _ScratchPool.held -= self.nbytes
+        return s
+
+    def give(self, s):
+        if _ScratchPool.held + self.nbytes <= config.jit_scratch_limit:
+            _ScratchPool.held += self.nbytes
+            self.sets.append(s)
+
+    def __del__(self):
+        _ScratchPool.held -= self.nbytes * len(self.sets)
+
+
 def _aligned_empty(shape, dtype, align=64):
     """``np.empty(shape, dtype)`` starting on a cache line.
 
@@ -331,13 +364,9 @@ def compile_program(lowered, name="program"):
     call = ", ".join(args + consts)
     take = ""
     if lowered.scratch:
-        # one set of scratch arrays per concurrent call (programs release the
-        # GIL): taken from a pool, made when it is empty, given back after
-        pool, shapes = [], lowered.scratch
-        ns.update(_take=pool.pop, _give=pool.append,
-                  _new=lambda: tuple(_aligned_empty(shape, dt) for shape, dt in shapes))
-        take = ("    try:\n        s = _take()\n    except IndexError:\n"
-                "        s = _new()\n")
+        pool = _ScratchPool(lowered.scratch)
+        ns.update(_take=pool.take, _give=pool.give)
+        take = "    s = _take()\n"
         call += ", *s"
     # outputs: arrays become read-only functad Arrays (as core._wrap does, inline),
     # scalars NumPy scalars of the program's dtype

@@ -13,6 +13,13 @@
     several threads (Numba ``prange``, compiled with ``parallel=True``); ``0``
     disables threading.  Default 2**18 (``FUNCTAD_PARALLEL_THRESHOLD``).
 
+``jit_scratch_limit``
+    Compiled programs keep their large temporaries between calls (see
+    ``docs/jit.md``, "Temporaries are reused"); this is the most memory, in
+    bytes, that all of them keep together.  Beyond it a program allocates
+    its temporaries at each call, as if it had none to keep.  Default 1 GiB
+    (``FUNCTAD_SCRATCH_LIMIT``).
+
 ``debug_nans``
     Raise ``FloatingPointError`` at the first primitive that produces a NaN,
     in eager evaluation (forward and backward passes); a jitted function whose
@@ -46,6 +53,7 @@ class _Config:
     def __init__(self):
         self.jit_backend = os.environ.get("FUNCTAD_JIT_BACKEND", "tiered")
         self.jit_parallel_threshold = int(os.environ.get("FUNCTAD_PARALLEL_THRESHOLD", 1 << 18))
+        self.jit_scratch_limit = int(os.environ.get("FUNCTAD_SCRATCH_LIMIT", 1 << 30))
         self.debug_nans = os.environ.get("FUNCTAD_DEBUG_NANS", "0").lower() not in ("", "0", "false")
         self._check("jit_backend", self.jit_backend)
 

@@ -208,6 +208,47 @@ def test_concurrent_calls_each_have_their_own_scratch():
     assert not errors, errors
 
 
+def test_the_scratch_kept_between_calls_stays_within_the_limit():
+    import gc
+    from functad.compiler import _ScratchPool
+    args = _mlp_args(1)
+    gc.collect()
+    before = _ScratchPool.held
+    with fd.config.override(jit_backend="numba", jit_scratch_limit=0):
+        step = fd.jit(_mlp_step)
+        for _ in range(2):              # nothing kept: each call allocates
+            assert_tree_same(step(*args), _mlp_step(*args), tol32=1e-4)
+        assert _ScratchPool.held == before
+    with fd.config.override(jit_backend="numba"):
+        step = fd.jit(_mlp_step)
+        step(*args)
+        kept = _ScratchPool.held - before
+        assert kept >= 256 * 128 * 4    # at least one (256, 128) float32 temporary
+        step(*args)
+        assert _ScratchPool.held - before == kept
+
+
+def test_a_scratch_pool_counts_what_it_keeps():
+    import gc
+    from functad.compiler import _ScratchPool
+    gc.collect()
+    before = _ScratchPool.held
+    pool = _ScratchPool([((128, 64), np.float32), ((10,), np.float64)])
+    a, b = pool.take(), pool.take()         # two concurrent calls: two sets
+    assert a[0] is not b[0] and a[0].shape == (128, 64) and a[1].dtype == np.float64
+    assert all(x.ctypes.data % 64 == 0 and x.flags.writeable for x in a + b)
+    pool.give(a)
+    pool.give(b)
+    assert _ScratchPool.held == before + 2 * pool.nbytes == before + 2 * (128 * 64 * 4 + 80)
+    assert pool.take() is b and _ScratchPool.held == before + pool.nbytes
+    with fd.config.override(jit_scratch_limit=before + pool.nbytes):
+        pool.give(b)                        # over the limit: not kept
+    assert len(pool.sets) == 1
+    del pool
+    gc.collect()
+    assert _ScratchPool.held == before
+
+
 @settings(max_examples=6, deadline=None)
 @given(steps=_programs(), dtype=st.sampled_from([np.float32, np.float64]))
 def test_random_compositions_with_every_temporary_as_scratch(steps, dtype):
