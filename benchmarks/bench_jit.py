@@ -417,7 +417,8 @@ def main():
 
     versions = [f"Python {platform.python_version()}", f"NumPy {np.__version__}"]
     import numba
-    versions.append(f"Numba {numba.__version__}")
+    from functad import blas
+    versions.append(f"Numba {numba.__version__}, functad's BLAS: {blas.bind()}")
     if HAVE_JAX:
         jax, _ = _jax()
         versions.append(f"JAX {jax.__version__} (x64 on)")

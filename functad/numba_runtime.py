@@ -395,9 +395,12 @@ def cumulative(x, out, axis, op, reverse):
 # np.transpose(x, axes) and reshape, whose typing costs seconds in each
 # process (here it is compiled once and cached).
 #
-# Float and complex products call BLAS through Numba's ``np.dot``, on the
-# operands as they are when each matrix is C- or Fortran-contiguous (a
-# transposed view is Fortran-ordered) and on a copy only otherwise:
+# Float and complex products call BLAS on the operands as they are when each
+# matrix is C- or Fortran-contiguous (a transposed view is Fortran-ordered)
+# and on a copy only otherwise.  Matrix products call ``?gemm`` through the
+# ``functad_?gemm`` symbols that :mod:`functad.blas` binds (Intel MKL when it
+# is installed, else SciPy's OpenBLAS); matrix-vector and vector products use
+# Numba's ``np.dot`` (SciPy's OpenBLAS):
 # ``dot_blas_mm`` (matrices), ``_mv`` (matrix and vector), ``_vv`` (vectors)
 # and ``dot_blas`` (stacks x (B, M, K), y (B, K, N) into out (B, M, N), one
 # call per matrix; ``tx``/``ty``: the operand is stored as (B, K, M) or
@@ -458,6 +461,63 @@ def prefer_wide_vectors(typingctx):
     return _nbtypes.none(), codegen
 
 
+from functad import blas as _blas  # noqa: E402
+from numba.core import cgutils as _cgutils  # noqa: E402
+from llvmlite import ir as _ir  # noqa: E402
+
+_blas.bind()        # before anything below is compiled or loaded from the cache
+
+
+@_intrinsic
+def _gemm(typingctx, ta, tb, m, n, k, a, lda, b, ldb, c, ldc):
+    """Column-major ``c = op(a) @ op(b)`` (m x n, inner k) by the bound
+    ``?gemm``; ``ta``/``tb``: 0 as stored, 1 transposed; ``ld*``: leading
+    dimensions.  The arrays only lend their data pointers."""
+    arrays = (a, b, c)
+    if not all(isinstance(x, _nbtypes.Array) for x in arrays) or \
+            len({x.dtype for x in arrays}) != 1:
+        return None
+    dtype = c.dtype
+    kind = {_nbtypes.float32: "s", _nbtypes.float64: "d",
+            _nbtypes.complex64: "c", _nbtypes.complex128: "z"}.get(dtype)
+    if kind is None:
+        return None
+    sig = _nbtypes.none(ta, tb, m, n, k, a, lda, b, ldb, c, ldc)
+
+    def codegen(context, builder, signature, args):
+        i8, i32 = _ir.IntType(8), _ir.IntType(32)
+        elem = context.get_value_type(dtype)
+
+        def ref(value, ty):             # a pointer to a stack copy (Fortran passes by reference)
+            slot = _cgutils.alloca_once(builder, ty)
+            builder.store(value, slot)
+            return slot
+
+        def flag(v):                    # 0 -> 'N', 1 -> 'T'
+            t = builder.icmp_unsigned("!=", v, v.type(0))
+            return ref(builder.select(t, i8(ord("T")), i8(ord("N"))), i8)
+
+        def int32(v):
+            return ref(builder.trunc(v, i32) if v.type.width > 32 else v, i32)
+
+        def data(ty, v):
+            return context.make_array(ty)(context, builder, v).data
+
+        ta_, tb_, m_, n_, k_, a_, lda_, b_, ldb_, c_, ldc_ = args
+        ptr = elem.as_pointer()
+        fnty = _ir.FunctionType(_ir.VoidType(), [i8.as_pointer()] * 2 + [i32.as_pointer()] * 3 +
+                                [ptr, ptr, i32.as_pointer(), ptr, i32.as_pointer(), ptr, ptr,
+                                 i32.as_pointer()])
+        fn = _cgutils.get_or_insert_function(builder.module, fnty, f"functad_{kind}gemm")
+        one = ref(context.get_constant(dtype, 1), elem)
+        zero = ref(context.get_constant(dtype, 0), elem)
+        builder.call(fn, [flag(ta_), flag(tb_), int32(m_), int32(n_), int32(k_), one,
+                          data(a, a_), int32(lda_), data(b, b_), int32(ldb_), zero,
+                          data(c, c_), int32(ldc_)])
+        return context.get_dummy_value()
+    return sig, codegen
+
+
 _SMALL_PRODUCT = 2048      # multiply-adds below which a loop beats a BLAS call
 
 
@@ -468,11 +528,23 @@ def _fortran_only(m):
 
 
 @_jit
+def _gemm_rows(x, y, out):
+    """``out = x @ y`` by ``?gemm``, for a C-contiguous ``out`` and C- or
+    Fortran-contiguous ``x``, ``y``.  Row-major data read as column-major is
+    the transpose, so BLAS computes ``out.T = y.T @ x.T``."""
+    m, k = x.shape
+    n = y.shape[1]
+    ty = 0 if y.flags.c_contiguous else 1     # C order: y.T as stored, leading dim n
+    tx = 0 if x.flags.c_contiguous else 1
+    _gemm(ty, tx, n, m, k, y, n if ty == 0 else k, x, k if tx == 0 else m, out, n)
+
+
+@_jit
 def _dot_blas_rhs(a, y, out):
-    if _fortran_only(y):
-        np.dot(a, np.asfortranarray(y), out)
+    if y.flags.c_contiguous or y.flags.f_contiguous:
+        _gemm_rows(a, y, out)
     else:
-        np.dot(a, np.ascontiguousarray(y), out)
+        _gemm_rows(a, np.ascontiguousarray(y), out)
 
 
 @_jit
@@ -498,10 +570,10 @@ def dot_blas_mm(x, y, out):
     copied.  Tiny products are loops: a BLAS call costs about 0.3 us, the
     8x8 product of an RNN cell 0.02 us as a loop (measured)."""
     m, k = x.shape
-    if m * y.shape[1] * k <= _SMALL_PRODUCT:
+    if m * y.shape[1] * k <= _SMALL_PRODUCT or not out.flags.c_contiguous:
         return _dot_loop(x, y, out)
-    if _fortran_only(x):
-        _dot_blas_rhs(np.asfortranarray(x), y, out)
+    if x.flags.c_contiguous or x.flags.f_contiguous:
+        _dot_blas_rhs(x, y, out)
     else:
         _dot_blas_rhs(np.ascontiguousarray(x), y, out)
     return out
