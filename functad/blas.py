@@ -11,7 +11,7 @@ address, so it stays valid whichever library a later process binds.
 ``FUNCTAD_BLAS`` chooses the library:
 
 * ``auto`` (the default): Intel MKL if the ``mkl`` package is installed
-  (``pip install functad[mkl]``), else SciPy's OpenBLAS;
+  (``pip install mkl``, or functad's ``[mkl]`` extra), else SciPy's OpenBLAS;
 * ``scipy``: SciPy's OpenBLAS, the library Numba's own ``np.dot`` calls;
 * ``mkl``: Intel MKL, an error if it is not installed.
 
@@ -79,7 +79,7 @@ def addresses(choice):
     path = mkl_path() if choice in ("auto", "mkl") else None
     if choice == "mkl" and path is None:
         raise ImportError("FUNCTAD_BLAS=mkl, but Intel MKL is not installed: "
-                          "pip install 'functad[mkl]' (or unset FUNCTAD_BLAS)")
+                          "pip install mkl (functad's [mkl] extra), or unset FUNCTAD_BLAS")
     if path is not None:
         return "mkl", _mkl_addresses(path)
     return "scipy", {k: _scipy_address(f"{k}gemm") for k in KINDS}
