@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import warnings
 
 __all__ = ["bind", "addresses", "mkl_path", "KINDS"]
 
@@ -81,7 +82,14 @@ def addresses(choice):
         raise ImportError("FUNCTAD_BLAS=mkl, but Intel MKL is not installed: "
                           "pip install mkl (functad's [mkl] extra), or unset FUNCTAD_BLAS")
     if path is not None:
-        return "mkl", _mkl_addresses(path)
+        try:
+            return "mkl", _mkl_addresses(path)
+        except (OSError, AttributeError) as e:      # a broken install: the library or a symbol
+            if choice == "mkl":
+                raise ImportError(f"FUNCTAD_BLAS=mkl, but Intel MKL ({path}) could not be "
+                                  f"loaded: {e}") from e
+            warnings.warn(f"functad: Intel MKL ({path}) could not be loaded ({e}); matrix "
+                          "products use SciPy's OpenBLAS", RuntimeWarning, stacklevel=2)
     return "scipy", {k: _scipy_address(f"{k}gemm") for k in KINDS}
 
 

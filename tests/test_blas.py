@@ -40,6 +40,16 @@ def test_mkl_is_used_when_installed_and_asking_for_it_otherwise_says_how():
         assert blas.addresses("auto")[0] == "scipy"
 
 
+def test_a_broken_mkl_install_falls_back_to_openblas_unless_asked_for(monkeypatch, tmp_path):
+    fake = tmp_path / "libmkl_rt.so.2"
+    fake.write_bytes(b"not a library")
+    monkeypatch.setattr(blas, "mkl_path", lambda: str(fake))
+    with pytest.warns(RuntimeWarning, match="could not be loaded.*SciPy's OpenBLAS"):
+        assert blas.addresses("auto")[0] == "scipy"
+    with pytest.raises(ImportError, match="FUNCTAD_BLAS=mkl, but Intel MKL .* could not be loaded"):
+        blas.addresses("mkl")
+
+
 _SCRIPT = textwrap.dedent("""
     import numpy as np
     import functad as fd
