@@ -9,9 +9,9 @@ this script times them, interleaved round by round:
 * NumPy's ``np.dot`` (NumPy's bundled OpenBLAS), into preallocated outputs;
 * SciPy's ``sgemm`` (SciPy's bundled OpenBLAS: the one Numba's ``np.dot``
   calls inside compiled code);
-* Intel MKL's ``cblas_sgemm``, sequential, when ``pip install mkl`` has put
-  ``libmkl_rt`` under ``sys.prefix/lib`` (or ``--mkl PATH`` names it).  MKL is
-  not a dependency of functad; this row measures what it would buy.
+* Intel MKL's ``cblas_sgemm``, sequential, when the ``mkl`` package is
+  installed (functad's optional ``[mkl]`` extra; ``--mkl PATH`` names another
+  ``libmkl_rt``).
 
 Beside them, in the same rounds:
 
@@ -37,9 +37,7 @@ os.environ.update(THREAD_ENV)         # one thread everywhere, before NumPy is i
 
 import argparse  # noqa: E402
 import ctypes  # noqa: E402
-import glob  # noqa: E402
 import importlib.util  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -84,8 +82,8 @@ def scipy_products(ops, outs):
 def find_mkl(path):
     if path:
         return path
-    hits = sorted(glob.glob(os.path.join(sys.prefix, "lib", "libmkl_rt.so*")))
-    return hits[0] if hits else None
+    from functad import blas         # the library functad[mkl] would use
+    return blas.mkl_path()
 
 
 def mkl_products(ops, outs, path):
@@ -154,7 +152,7 @@ def jax_step(batch):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=15)
-    ap.add_argument("--mkl", default=None, help="path of libmkl_rt.so (default: sys.prefix/lib)")
+    ap.add_argument("--mkl", default=None, help="path of libmkl_rt (default: the mkl package's)")
     ap.add_argument("--no-pin", action="store_true", help="do not pin to one CPU")
     args = ap.parse_args()
     cpu = None if args.no_pin else pin_to_one_cpu()
