@@ -570,8 +570,9 @@ def dot_blas_mm(x, y, out):
     copied.  Tiny products are loops: a BLAS call costs about 0.3 us, the
     8x8 product of an RNN cell 0.02 us as a loop (measured)."""
     m, k = x.shape
-    if m * y.shape[1] * k <= _SMALL_PRODUCT or not out.flags.c_contiguous:
-        return _dot_loop(x, y, out)
+    n = y.shape[1]
+    if m * n * k <= _SMALL_PRODUCT or not out.flags.c_contiguous or max(m, n, k) >= 2 ** 31:
+        return _dot_loop(x, y, out)     # (BLAS takes 32-bit sizes)
     if x.flags.c_contiguous or x.flags.f_contiguous:
         _dot_blas_rhs(x, y, out)
     else:
