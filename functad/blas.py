@@ -15,9 +15,11 @@ address, so it stays valid whichever library a later process binds.
 * ``scipy``: SciPy's OpenBLAS, the library Numba's own ``np.dot`` calls;
 * ``mkl``: Intel MKL, an error if it is not installed.
 
-Why MKL: on the development machine (Xeon, one thread) its ``sgemm`` takes
-0.75-0.93x OpenBLAS's time for the products of an MLP training step
-(``benchmarks/bench_blas.py``).  MKL is 220 MB and Intel's, so it is optional.
+Why MKL: on the development machine (Xeon, one thread) its ``sgemm`` took
+0.75-1.03x OpenBLAS's time for the products of an MLP training step, 0.80x
+at the median of seven runs (``benchmarks/bench_blas.py``).  MKL is 220 MB
+and Intel's, so it is optional; results differ from OpenBLAS's only by
+rounding.
 
 >>> from functad import blas
 >>> blas.bind() in ("scipy", "mkl")
