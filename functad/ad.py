@@ -300,14 +300,7 @@ def jvp_flat(fun_flat, primals, tangents, parent, name="jvp", fun=None):
     primal undifferentiated."""
     jv = JVPInterpreter(parent, name, fun)
     ins = [p if t is None else JVPTracer(jv, p, t) for p, t in zip(primals, tangents)]
-    tls = core._tls
-    prev = tls.interp
-    tls.interp = jv
-    try:
-        outs = fun_flat(*ins)
-    finally:
-        tls.interp = prev
-        jv.alive = False
+    outs = core.call_under(jv, fun_flat, ins)
     outs_p, outs_t = [], []
     for o in outs:
         if type(o) is JVPTracer and o._trace is jv:

@@ -406,17 +406,10 @@ def reverse_flat(fun_flat, primals, name="grad", fun=None, immediate=False):
 
 def record_tape(fun_flat, primals, name="grad", fun=None, interpreter=None):
     """Run ``fun_flat`` at the top level on a tape: ``(primals_out, Tape)``."""
-    tls = core._tls
-    parent = tls.interp
-    tape = (interpreter or TapeInterpreter)(parent, name, fun)
+    tape = (interpreter or TapeInterpreter)(core._tls.interp, name, fun)
     in_avals = [aval_of(p) for p in primals]
     ins = [tape.new_value(p) if a.is_float else p for p, a in zip(primals, in_avals)]
-    tls.interp = tape
-    try:
-        outs = fun_flat(*ins)
-    finally:
-        tls.interp = parent
-        tape.alive = False
+    outs = core.call_under(tape, fun_flat, ins)
     outs_p, out_vids = [], []
     for o in outs:
         p, v = tape.unpack(o)
@@ -468,13 +461,7 @@ def record_batched_tape(fun_flat, primals, outer, name="grad", fun=None):
             in_vids.append(None)
         in_dims.append(d)
         ins.append(v if d is None else BatchTracer(inner, v, d))
-    tls = core._tls
-    tls.interp = inner
-    try:
-        outs = fun_flat(*ins)
-    finally:
-        tls.interp = outer
-        tape.alive = inner.alive = False
+    outs = core.call_under(inner, fun_flat, ins, also_dead=tape)
     results, out_avals, out_vids, out_dims = [], [], [], []
     for o in outs:
         v, d = (o.val, o.bdim) if type(o) is BatchTracer and o._trace is inner else (o, None)

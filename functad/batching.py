@@ -320,17 +320,10 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None):
                              "given axis_size")
         else:
             n = axis_size
-        tls = core._tls
-        parent = tls.interp
-        bi = BatchInterpreter(parent, n, "vmap", fun)
+        bi = BatchInterpreter(core._tls.interp, n, "vmap", fun)
         ins = [x if ax is None else BatchTracer(bi, x, ax) for x, ax in zip(leaves, norm_axes)]
         a, k = (ins, {}) if in_tree is None else tu.tree_unflatten(in_tree, ins)
-        tls.interp = bi
-        try:
-            out = fun(*a, **k)
-        finally:
-            tls.interp = parent
-            bi.alive = False
+        out = core.call_under(bi, fun, a, k)
         if type(out) is BatchTracer and out._trace is bi and type(out_axes) is int:
             nd = len(out.val.shape)     # one mapped output: no pytree, nothing to check
             if -nd <= out_axes < nd:
